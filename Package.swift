@@ -1,0 +1,46 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Upcoming features Hummingbird 2 itself builds with: explicit `any`, and imports that say what they expose.
+let strict: [SwiftSetting] = [
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+]
+
+let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hummingbird")
+let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
+let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
+let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
+let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
+let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+
+let package = Package(
+    name: "eventhub",
+    platforms: [.macOS(.v15)],  // macOS only for development; Linux is the product
+    products: [
+        .executable(name: "hubd", targets: ["hubd"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
+        .target(name: "HubProtocol", dependencies: ["HubCore", nioCore], swiftSettings: strict),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        .target(name: "HubSQLite", dependencies: ["HubCore", "CSQLite", nioCore, nioPosix, logging], swiftSettings: strict),
+        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", hummingbird, serviceLifecycle], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", hummingbird, serviceLifecycle, unixSignals, nioPosix], swiftSettings: strict),
+        .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
+
+        .target(name: "HubTestSupport", dependencies: ["HubServer", hummingbird, nioPosix], path: "Tests/HubTestSupport", swiftSettings: strict),
+        .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"], swiftSettings: strict),
+        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite"], swiftSettings: strict),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport"], swiftSettings: strict),
+    ]
+)

@@ -1,0 +1,85 @@
+import Synchronization
+
+/// The in-process `ChangeSignal`: one counter per stream and the continuations waiting on it.
+public final class LocalChangeSignal: ChangeSignal {
+    private struct Waiter {
+        let continuation: CheckedContinuation<WaitOutcome, Never>
+        let timer: Task<Void, Never>?
+    }
+    private struct State {
+        var versions: [Int64: UInt64] = [:]
+        var waiters: [Int64: [UInt64: Waiter]] = [:]
+        var nextToken: UInt64 = 0
+        var isShuttingDown = false
+    }
+    private let state = Mutex(State())
+
+    public init() {}
+
+    public func ticket(for stream: Int64) -> UInt64 {
+        state.withLock { $0.versions[stream, default: 0] }
+    }
+
+    public func publish(_ stream: Int64) {
+        let woken = state.withLock { state -> [Waiter] in
+            state.versions[stream, default: 0] &+= 1
+            return state.waiters.removeValue(forKey: stream).map { Array($0.values) } ?? []
+        }
+        for waiter in woken {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: .changed)
+        }
+    }
+
+    public func shutdown() {
+        let woken = state.withLock { state -> [Waiter] in
+            state.isShuttingDown = true
+            defer { state.waiters = [:] }
+            return state.waiters.values.flatMap(\.values)
+        }
+        for waiter in woken {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: .shuttingDown)
+        }
+    }
+
+    /// Number of readers currently waiting (for tests and metrics).
+    public var waiterCount: Int { state.withLock { $0.waiters.values.reduce(0) { $0 + $1.count } } }
+
+    public func wait(for stream: Int64, after ticket: UInt64, timeout: Duration) async -> WaitOutcome {
+        let token = state.withLock { state -> UInt64 in
+            state.nextToken &+= 1
+            return state.nextToken
+        }
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<WaitOutcome, Never>) in
+                let immediate: WaitOutcome? = state.withLock { state in
+                    if state.isShuttingDown { return .shuttingDown }
+                    if Task.isCancelled { return .cancelled }
+                    if state.versions[stream, default: 0] != ticket { return .changed }
+                    let timer = Task { [weak self] in
+                        try? await Task.sleep(for: timeout)
+                        guard !Task.isCancelled else { return }
+                        self?.finish(stream, token, with: .timedOut)
+                    }
+                    state.waiters[stream, default: [:]][token] = Waiter(continuation: continuation, timer: timer)
+                    return nil
+                }
+                if let immediate { continuation.resume(returning: immediate) }
+            }
+        } onCancel: {
+            finish(stream, token, with: .cancelled)
+        }
+    }
+
+    private func finish(_ stream: Int64, _ token: UInt64, with outcome: WaitOutcome) {
+        let waiter = state.withLock { state -> Waiter? in
+            guard let waiter = state.waiters[stream]?.removeValue(forKey: token) else { return nil }
+            if state.waiters[stream]?.isEmpty == true { state.waiters[stream] = nil }
+            return waiter
+        }
+        guard let waiter else { return }
+        if outcome != .timedOut { waiter.timer?.cancel() }
+        waiter.continuation.resume(returning: outcome)
+    }
+}

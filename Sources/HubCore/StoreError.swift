@@ -1,0 +1,29 @@
+/// Everything a store can refuse. Knows nothing about HTTP: HubHTTP maps each case to a status in one place.
+public enum StoreError: Error, Sendable, Equatable {
+    case streamNotFound(StreamPath)
+    /// Soft-deleted: deleted while forks still read from it (Durable Streams §8).
+    case streamGone(StreamPath)
+    /// PUT with a configuration different from the existing stream's, or at a soft-deleted path.
+    case streamConflict(StreamPath, reason: String)
+    /// Append to a closed stream; carries the final tail.
+    case streamClosed(head: Offset)
+    case contentTypeMismatch(expected: String)
+    case streamSeqRegression(last: String)
+    /// A producer epoch older than the current one (zombie fencing).
+    case producerStaleEpoch(current: UInt64)
+    /// A new epoch must start at seq 0.
+    case producerEpochSeqNotZero
+    case producerSeqGap(expected: UInt64, received: UInt64)
+    case forkSourceNotFound(StreamPath)
+    case forkSourceGone(StreamPath)
+    case invalidFork(String)
+    /// An offset this stream never issued (past its tail).
+    case offsetOutOfRange(Offset)
+    case payloadTooLarge(limit: Int)
+    /// The database file was written by a newer hubd.
+    case schemaTooNew(found: Int, supported: Int)
+    /// Temporarily unable to serve (e.g. database unreachable); safe to retry.
+    case unavailable(String)
+    /// Any driver failure. The text is logged, never shown to clients.
+    case backend(String)
+}

@@ -1,0 +1,35 @@
+import HTTPTypes
+import HubProtocol
+
+extension HTTPField.Name {
+    static let streamNextOffset = Self(DSHeader.nextOffset)!
+    static let streamUpToDate = Self(DSHeader.upToDate)!
+    static let streamCursor = Self(DSHeader.cursor)!
+    static let streamClosed = Self(DSHeader.closed)!
+    static let streamTTL = Self(DSHeader.ttl)!
+    static let streamExpiresAt = Self(DSHeader.expiresAt)!
+    static let producerEpoch = Self(DSHeader.producerEpoch)!
+    static let producerSeq = Self(DSHeader.producerSeq)!
+    static let producerExpectedSeq = Self(DSHeader.producerExpectedSeq)!
+    static let producerReceivedSeq = Self(DSHeader.producerReceivedSeq)!
+    static let streamSSEDataEncoding = Self(DSHeader.sseDataEncoding)!
+    static let xContentTypeOptions = Self("X-Content-Type-Options")!
+    static let crossOriginResourcePolicy = Self("Cross-Origin-Resource-Policy")!
+    static let xAccelBuffering = Self("X-Accel-Buffering")!
+    static let accessControlAllowOrigin = Self("Access-Control-Allow-Origin")!
+    static let accessControlAllowMethods = Self("Access-Control-Allow-Methods")!
+    static let accessControlAllowHeaders = Self("Access-Control-Allow-Headers")!
+    static let accessControlExposeHeaders = Self("Access-Control-Expose-Headers")!
+    static let accessControlMaxAge = Self("Access-Control-Max-Age")!
+}
+
+extension HTTPFields {
+    /// A lookup closure for the pure header parsers in HubProtocol. Repeated headers are joined with ", ".
+    func lookup() -> (String) -> String? {
+        { name in
+            guard let field = HTTPField.Name(name) else { return nil }
+            let values = self[values: field]
+            return values.isEmpty ? nil : values.joined(separator: ", ")
+        }
+    }
+}

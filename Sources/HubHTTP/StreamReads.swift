@@ -1,0 +1,168 @@
+import Foundation
+import HTTPTypes
+import HubCore
+import HubProtocol
+import Hummingbird
+import NIOCore
+
+/// The three read modes of Durable Streams §7 over one read path: every mode reads from its own offset with
+/// `store.read`, and live modes wait on the `ChangeSignal` (which carries no data) between reads.
+struct StreamReads: Sendable {
+    let store: any StreamStore
+    let signal: any ChangeSignal
+    let limits: HTTPLimits
+    let cursors = CursorClock()
+
+    // MARK: Catch-up
+
+    func catchUp(_ path: StreamPath, start: ReadStart, ifNoneMatch: String?) async throws -> Response {
+        let from: Offset
+        switch start {
+        case .now:
+            let info = try await store.info(path)
+            try await store.touch(path)
+            var fields = tailFields(info)
+            fields[.cacheControl] = "no-store"
+            return Response(status: .ok, headers: fields, body: .init(byteBuffer: DSBody.encode([], contentType: info.contentType)))
+        case .beginning: from = .start
+        case .after(let offset): from = offset
+        }
+        let result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+        return dataResponse(result, from: from, cursor: nil, ifNoneMatch: ifNoneMatch)
+    }
+
+    // MARK: Long-poll
+
+    func longPoll(_ path: StreamPath, start: ReadStart, clientCursor: String?) async throws -> Response {
+        let deadline = ContinuousClock.now + limits.longPollTimeout
+        var from: Offset
+        switch start {
+        case .now:
+            from = try await store.info(path).head
+            try await store.touch(path)
+        case .beginning: from = .start
+        case .after(let offset): from = offset
+        }
+        var result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+        while true {
+            let cursor = self.cursor(client: clientCursor)
+            if !result.records.isEmpty { return dataResponse(result, from: from, cursor: cursor, ifNoneMatch: nil) }
+            if result.info.closed { return noContent(result.info, cursor: nil) }
+            // Take the ticket, then look once more: anything committed after the ticket ends the wait at once.
+            let ticket = signal.ticket(for: result.info.id)
+            result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+            if !result.records.isEmpty || result.info.closed { continue }
+            let remaining = deadline - ContinuousClock.now
+            guard remaining > .zero else { return noContent(result.info, cursor: cursor) }
+            switch await signal.wait(for: result.info.id, after: ticket, timeout: remaining) {
+            case .changed:
+                result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+            case .timedOut, .shuttingDown:
+                return noContent(result.info, cursor: cursor)
+            case .cancelled:
+                throw CancellationError()
+            }
+        }
+    }
+
+    // MARK: SSE
+
+    func sse(_ path: StreamPath, start: ReadStart, clientCursor: String?, request: Request) async throws -> Response {
+        var from: Offset
+        switch start {
+        case .now:
+            from = try await store.info(path).head
+            try await store.touch(path)
+        case .beginning: from = .start
+        case .after(let offset): from = offset
+        }
+        // The first read happens before the headers go out, so a missing stream or bad offset is a real 404/400.
+        let first = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+        let type = first.info.contentType
+        var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
+        if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
+        let cursorFloor = Int64(cursor(client: clientCursor)) ?? 0
+        let store = self.store, signal = self.signal, limits = self.limits, cursors = self.cursors
+        let start = from
+        let body = ResponseBody { writer in
+            _ = try? await request.body.consumeWithCancellationOnInboundClose { _ in
+                let deadline = ContinuousClock.now + limits.sseMaxDuration
+                var result = first
+                var from = start
+                let id = first.info.id
+                func cursorNow() -> String {
+                    let current = Int64(cursors.cursor(nowMilliseconds: Self.nowMs, client: nil, jitterSeconds: 1)) ?? 0
+                    return String(max(cursorFloor, current))
+                }
+                while true {
+                    let closedNow = result.upToDate && result.info.closed
+                    var out = ByteBuffer()
+                    if !result.records.isEmpty { DSEvents.writeData(result.records, contentType: type, into: &out) }
+                    DSEvents.writeControl(next: result.next, cursor: cursorNow(), upToDate: result.upToDate, closed: closedNow, into: &out)
+                    try await writer.write(out)
+                    if closedNow { break }
+                    from = result.next
+                    // Wait for something new: more records, or the close. Keep-alive comments while idle.
+                    var next: ReadResult?
+                    while next == nil {
+                        let ticket = signal.ticket(for: id)
+                        let check = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+                        if !check.records.isEmpty || check.info.closed { next = check; break }
+                        let remaining = deadline - ContinuousClock.now
+                        guard remaining > .zero else { return }
+                        switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
+                        case .changed: continue
+                        case .timedOut:
+                            if ContinuousClock.now >= deadline { return }
+                            try await writer.write(SSE.keepAlive)
+                        case .shuttingDown, .cancelled: return
+                        }
+                    }
+                    result = next!
+                }
+            }
+            try await writer.finish(nil)
+        }
+        return Response(status: .ok, headers: fields, body: body)
+    }
+
+    // MARK: Responses
+
+    /// 200 with data, or the empty read at the tail (Durable Streams §7.2–§7.3).
+    private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?) -> Response {
+        let info = result.info
+        // The close is reported only with the final chunk (or the empty read at the tail), never on a partial read.
+        let closedIncluded = result.upToDate && info.closed
+        let etag = DSETag.make(stream: info.id, start: from, end: result.next, closed: closedIncluded)
+        var fields: HTTPFields = [.contentType: info.contentType.raw, .streamNextOffset: result.next.wire, .eTag: etag]
+        if result.upToDate { fields[.streamUpToDate] = "true" }
+        if closedIncluded { fields[.streamClosed] = "true" }
+        if let cursor, !info.closed { fields[.streamCursor] = cursor }
+        // A chunk behind the tail never changes, so caches may keep it; a read at the tail must be revalidated.
+        fields[.cacheControl] = result.upToDate ? "no-cache" : "public, max-age=60, stale-while-revalidate=300"
+        if let ifNoneMatch, DSETag.matches(ifNoneMatch: ifNoneMatch, etag: etag) {
+            return Response(status: .notModified, headers: fields)
+        }
+        return Response(status: .ok, headers: fields, body: .init(byteBuffer: DSBody.encode(result.records, contentType: info.contentType)))
+    }
+
+    /// The long-poll timeout (or closed-at-tail) answer: 204 with the tail.
+    private func noContent(_ info: StreamInfo, cursor: String?) -> Response {
+        var fields = tailFields(info)
+        fields[.cacheControl] = "no-store"
+        if let cursor, !info.closed { fields[.streamCursor] = cursor }
+        return Response(status: .noContent, headers: fields)
+    }
+
+    private func tailFields(_ info: StreamInfo) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: info.contentType.raw, .streamNextOffset: info.head.wire, .streamUpToDate: "true"]
+        if info.closed { fields[.streamClosed] = "true" }
+        return fields
+    }
+
+    private func cursor(client: String?) -> String {
+        cursors.cursor(nowMilliseconds: Self.nowMs, client: client, jitterSeconds: Int.random(in: 1...3600))
+    }
+
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}

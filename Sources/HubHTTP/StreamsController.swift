@@ -1,0 +1,180 @@
+import Foundation
+import HTTPTypes
+import HubCore
+import HubProtocol
+import Hummingbird
+import NIOCore
+
+/// The Durable Streams protocol under `/v1/stream/{path}` (docs/api/streams.md). Handlers parse the request with
+/// HubProtocol, call the store, and set protocol headers; errors propagate to `ProblemMiddleware`.
+struct StreamsController: Sendable {
+    static let prefix = "/v1/stream/"
+    /// First path segment reserved for the protocol's control APIs (§11).
+    static let reservedSegment = "__ds"
+
+    let store: any StreamStore
+    let reads: StreamReads
+    let limits: HTTPLimits
+
+    func addRoutes(to router: Router<HubRequestContext>) {
+        router.put("/v1/stream/**", use: create)
+        router.post("/v1/stream/**", use: append)
+        router.get("/v1/stream/**", use: read)
+        router.head("/v1/stream/**", use: head)
+        router.delete("/v1/stream/**", use: delete)
+    }
+
+    // MARK: PUT
+
+    @Sendable func create(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let path = try Self.streamPath(request)
+        let headers = try DSRequestHeaders.create(request.headers.lookup())
+        let requestedType = try Self.contentType(request)
+        let fork = try headers.forkSource.map { ForkPoint(source: try Self.forkSource($0), offset: headers.forkOffset, subOffset: headers.forkSubOffset) }
+        let body = try await request.body.collect(upTo: limits.maxBodyBytes)
+        var messages: [NewMessage] = []
+        if body.readableBytes > 0 {
+            var type = requestedType ?? .octetStream
+            if requestedType == nil, let fork { type = try await forkSourceType(fork.source) }
+            messages = try Self.messages(body, type: type, allowEmptyArray: true)
+        }
+        let outcome = try await store.create(path, CreateRequest(
+            contentType: requestedType, expiry: headers.expiry, closed: headers.closed, fork: fork, messages: messages))
+        var fields: HTTPFields = [.contentType: outcome.info.contentType.raw, .streamNextOffset: outcome.info.head.wire]
+        if outcome.info.closed { fields[.streamClosed] = "true" }
+        if outcome.created { fields[.location] = Self.location(of: path, request: request) }
+        return Response(status: outcome.created ? .created : .ok, headers: fields)
+    }
+
+    private func forkSourceType(_ source: StreamPath) async throws -> ContentType {
+        do {
+            return try await store.info(source).contentType
+        } catch .streamNotFound(let p) {
+            throw StoreError.forkSourceNotFound(p)
+        } catch .streamGone(let p) {
+            throw StoreError.forkSourceGone(p)
+        }
+    }
+
+    // MARK: POST
+
+    @Sendable func append(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let path = try Self.streamPath(request)
+        let headers = try DSRequestHeaders.append(request.headers.lookup())
+        let body = try await request.body.collect(upTo: limits.maxBodyBytes)
+        var contentType: ContentType?
+        var messages: [NewMessage] = []
+        if body.readableBytes == 0 {
+            guard headers.closed else { throw ProtocolError.emptyBody }
+        } else {
+            guard let type = try Self.contentType(request) else { throw ProtocolError.missingContentType }
+            contentType = type
+            messages = try Self.messages(body, type: type, allowEmptyArray: false)
+        }
+        let outcome = try await store.append(path, AppendRequest(
+            contentType: contentType, messages: messages, close: headers.closed, streamSeq: headers.streamSeq, producer: headers.producer))
+        var fields: HTTPFields = [.streamNextOffset: outcome.info.head.wire]
+        if outcome.info.closed { fields[.streamClosed] = "true" }
+        switch outcome {
+        case .appended(_, producer: nil):
+            return Response(status: .noContent, headers: fields)
+        case .appended(_, producer: let ack?):
+            fields[.producerEpoch] = String(ack.epoch)
+            fields[.producerSeq] = String(ack.seq)
+            return Response(status: .ok, headers: fields)
+        case .duplicate(_, producer: let ack):
+            fields[.producerEpoch] = String(ack.epoch)
+            fields[.producerSeq] = String(ack.seq)
+            return Response(status: .noContent, headers: fields)
+        }
+    }
+
+    // MARK: GET / HEAD / DELETE
+
+    @Sendable func read(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let path = try Self.streamPath(request)
+        let query = request.uri.queryParameters
+        let live = query[values: "live"]
+        guard live.count <= 1 else { throw ProtocolError.repeatedParameter("live") }
+        let cursor = query[values: "cursor"].first.map(String.init)
+        switch live.first {
+        case nil:
+            return try await reads.catchUp(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: false),
+                                           ifNoneMatch: request.headers[.ifNoneMatch])
+        case "long-poll":
+            return try await reads.longPoll(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: true),
+                                            clientCursor: cursor)
+        case "sse":
+            return try await reads.sse(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: true),
+                                       clientCursor: cursor, request: request)
+        case let other?:
+            throw ProtocolError.invalidParameter(name: "live", value: String(other))
+        }
+    }
+
+    @Sendable func head(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let info = try await store.info(try Self.streamPath(request))
+        var fields: HTTPFields = [.contentType: info.contentType.raw, .streamNextOffset: info.head.wire, .cacheControl: "no-store"]
+        if info.closed { fields[.streamClosed] = "true" }
+        switch info.expiry {
+        case .ttl(let seconds): fields[.streamTTL] = String(seconds)
+        case .at(let ms, _): fields[.streamExpiresAt] = RFC3339.format(millisecondsSince1970: ms)
+        case nil: break
+        }
+        return Response(status: .ok, headers: fields)
+    }
+
+    @Sendable func delete(_ request: Request, context: HubRequestContext) async throws -> Response {
+        try await store.delete(try Self.streamPath(request))
+        return Response(status: .noContent)
+    }
+
+    // MARK: Parsing
+
+    /// The stream path after `/v1/stream/`, percent-decoded and validated. `__ds` is reserved (§11).
+    static func streamPath(_ request: Request) throws -> StreamPath {
+        let raw = request.uri.path.dropFirst(prefix.count)
+        let decoded = raw.contains("%") ? (String(raw).removingPercentEncoding ?? "") : String(raw)
+        if decoded == reservedSegment || decoded.hasPrefix(reservedSegment + "/") {
+            throw HubProblem(status: .notFound, code: "reserved-path", detail: "/v1/stream/__ds/ is reserved for the protocol's control APIs.")
+        }
+        guard let path = StreamPath(decoded) else { throw ProtocolError.invalidStreamPath(decoded) }
+        return path
+    }
+
+    /// `Stream-Forked-From` names a stream on this server: `/v1/stream/src`, a full URL to it, or the bare path.
+    static func forkSource(_ value: String) throws -> StreamPath {
+        var text = Substring(value)
+        if let scheme = text.range(of: "://") {
+            text = text[scheme.upperBound...]
+            text = text.firstIndex(of: "/").map { text[$0...] } ?? ""
+        }
+        if let query = text.firstIndex(of: "?") { text = text[..<query] }
+        if text.hasPrefix(prefix) { text = text.dropFirst(prefix.count) }
+        let decoded = text.contains("%") ? (String(text).removingPercentEncoding ?? "") : String(text)
+        guard let path = StreamPath(decoded) else {
+            throw HubProblem(status: .notFound, code: "fork-source-not-found", detail: "No stream at '\(value.prefix(80))' to fork.")
+        }
+        return path
+    }
+
+    static func contentType(_ request: Request) throws -> ContentType? {
+        guard let raw = request.headers[.contentType], !raw.isEmpty else { return nil }
+        guard let type = ContentType(validating: raw) else {
+            throw ProtocolError.invalidHeader(name: "Content-Type", reason: "must be a media type such as text/plain")
+        }
+        return type
+    }
+
+    /// A body as stored messages: flattened one level for JSON streams, whole otherwise.
+    static func messages(_ body: ByteBuffer, type: ContentType, allowEmptyArray: Bool) throws -> [NewMessage] {
+        guard type.isJSON else { return [NewMessage(body: body)] }
+        return try JSONMessages.flatten(body, allowEmptyArray: allowEmptyArray).map { NewMessage(body: $0) }
+    }
+
+    static func location(of path: StreamPath, request: Request) -> String {
+        let relative = prefix + path.rawValue
+        guard let host = request.head.authority else { return relative }
+        return "http://\(host)\(relative)"
+    }
+}

@@ -1,0 +1,189 @@
+import NIOCore
+
+/// JSON mode (Durable Streams §6): validates a body and splits it into messages, keeping each message's exact bytes.
+/// A top-level array is flattened one level (`[[1,2],[3]]` is two messages); any other value is one message.
+public enum JSONMessages {
+    /// Deepest nesting accepted; bounds the validator's recursion.
+    public static let maxDepth = 256
+
+    /// The messages of `body`, as slices sharing its storage.
+    /// - Parameter allowEmptyArray: `[]` is an empty stream on PUT but an error on POST.
+    public static func flatten(_ body: ByteBuffer, allowEmptyArray: Bool) throws(ProtocolError) -> [ByteBuffer] {
+        let ranges: [Range<Int>]
+        do {
+            ranges = try body.withUnsafeReadableBytes { raw throws(ProtocolError) in
+                var scanner = Scanner(bytes: raw)
+                return try scanner.messages()
+            }
+        }
+        if ranges.isEmpty && !allowEmptyArray { throw .emptyJSONArray }
+        return ranges.map { body.getSlice(at: body.readerIndex + $0.lowerBound, length: $0.count)! }
+    }
+
+    /// `[m1,m2,...]`: the body of a JSON-mode read.
+    public static func array<S: Sequence>(_ messages: S) -> ByteBuffer where S.Element == ByteBuffer {
+        var out = ByteBuffer()
+        out.writeInteger(UInt8(ascii: "["))
+        var first = true
+        for m in messages {
+            if !first { out.writeInteger(UInt8(ascii: ",")) }
+            first = false
+            var m = m
+            out.writeBuffer(&m)
+        }
+        out.writeInteger(UInt8(ascii: "]"))
+        return out
+    }
+
+    /// A strict RFC 8259 scanner over raw bytes. Records the byte ranges of top-level array elements.
+    struct Scanner {
+        let bytes: UnsafeRawBufferPointer
+        var i = 0
+
+        init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
+
+        mutating func messages() throws(ProtocolError) -> [Range<Int>] {
+            guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidJSON("not UTF-8") }
+            skipSpace()
+            guard i < bytes.count else { throw .invalidJSON("empty document") }
+            var ranges: [Range<Int>] = []
+            if bytes[i] == UInt8(ascii: "[") {
+                i += 1
+                skipSpace()
+                if peek == UInt8(ascii: "]") {
+                    i += 1
+                } else {
+                    while true {
+                        skipSpace()
+                        let start = i
+                        try value(depth: 1)
+                        ranges.append(start..<i)
+                        skipSpace()
+                        guard let c = peek else { throw .invalidJSON("unterminated array") }
+                        i += 1
+                        if c == UInt8(ascii: "]") { break }
+                        guard c == UInt8(ascii: ",") else { throw .invalidJSON("expected , or ] at byte \(i - 1)") }
+                    }
+                }
+            } else {
+                let start = i
+                try value(depth: 0)
+                ranges.append(start..<i)
+            }
+            skipSpace()
+            guard i == bytes.count else { throw .invalidJSON("unexpected data after the value at byte \(i)") }
+            return ranges
+        }
+
+        var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
+
+        mutating func skipSpace() {
+            while i < bytes.count, bytes[i] == 0x20 || bytes[i] == 0x09 || bytes[i] == 0x0A || bytes[i] == 0x0D { i += 1 }
+        }
+
+        mutating func value(depth: Int) throws(ProtocolError) {
+            guard depth <= JSONMessages.maxDepth else { throw .invalidJSON("nested deeper than \(JSONMessages.maxDepth)") }
+            skipSpace()
+            guard let c = peek else { throw .invalidJSON("unexpected end") }
+            switch c {
+            case UInt8(ascii: "{"):
+                i += 1
+                skipSpace()
+                if peek == UInt8(ascii: "}") { i += 1; return }
+                while true {
+                    skipSpace()
+                    guard peek == UInt8(ascii: "\"") else { throw .invalidJSON("expected a key at byte \(i)") }
+                    try string()
+                    skipSpace()
+                    guard peek == UInt8(ascii: ":") else { throw .invalidJSON("expected : at byte \(i)") }
+                    i += 1
+                    try value(depth: depth + 1)
+                    skipSpace()
+                    guard let d = peek else { throw .invalidJSON("unterminated object") }
+                    i += 1
+                    if d == UInt8(ascii: "}") { return }
+                    guard d == UInt8(ascii: ",") else { throw .invalidJSON("expected , or } at byte \(i - 1)") }
+                }
+            case UInt8(ascii: "["):
+                i += 1
+                skipSpace()
+                if peek == UInt8(ascii: "]") { i += 1; return }
+                while true {
+                    try value(depth: depth + 1)
+                    skipSpace()
+                    guard let d = peek else { throw .invalidJSON("unterminated array") }
+                    i += 1
+                    if d == UInt8(ascii: "]") { return }
+                    guard d == UInt8(ascii: ",") else { throw .invalidJSON("expected , or ] at byte \(i - 1)") }
+                }
+            case UInt8(ascii: "\""):
+                try string()
+            case UInt8(ascii: "t"): try literal("true")
+            case UInt8(ascii: "f"): try literal("false")
+            case UInt8(ascii: "n"): try literal("null")
+            default:
+                try number()
+            }
+        }
+
+        mutating func literal(_ word: StaticString) throws(ProtocolError) {
+            let n = word.utf8CodeUnitCount
+            guard i + n <= bytes.count else { throw .invalidJSON("unexpected end") }
+            for k in 0..<n where bytes[i + k] != word.utf8Start[k] { throw .invalidJSON("invalid literal at byte \(i)") }
+            i += n
+        }
+
+        mutating func string() throws(ProtocolError) {
+            i += 1  // opening quote
+            while i < bytes.count {
+                let c = bytes[i]
+                if c == UInt8(ascii: "\"") { i += 1; return }
+                if c < 0x20 { throw .invalidJSON("control character in a string at byte \(i)") }
+                if c == UInt8(ascii: "\\") {
+                    i += 1
+                    guard let e = peek else { break }
+                    switch e {
+                    case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                        UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"):
+                        i += 1
+                    case UInt8(ascii: "u"):
+                        guard i + 4 < bytes.count, (1...4).allSatisfy({ Self.isHex(bytes[i + $0]) }) else {
+                            throw .invalidJSON("bad \\u escape at byte \(i)")
+                        }
+                        i += 5
+                    default:
+                        throw .invalidJSON("bad escape at byte \(i)")
+                    }
+                    continue
+                }
+                i += 1
+            }
+            throw .invalidJSON("unterminated string")
+        }
+
+        mutating func number() throws(ProtocolError) {
+            let start = i
+            if peek == UInt8(ascii: "-") { i += 1 }
+            guard let first = peek, Self.isDigit(first) else { throw .invalidJSON("unexpected character at byte \(start)") }
+            if first == UInt8(ascii: "0") {
+                i += 1
+            } else {
+                while let d = peek, Self.isDigit(d) { i += 1 }
+            }
+            if peek == UInt8(ascii: ".") {
+                i += 1
+                guard let d = peek, Self.isDigit(d) else { throw .invalidJSON("bad number at byte \(start)") }
+                while let d = peek, Self.isDigit(d) { i += 1 }
+            }
+            if peek == UInt8(ascii: "e") || peek == UInt8(ascii: "E") {
+                i += 1
+                if peek == UInt8(ascii: "+") || peek == UInt8(ascii: "-") { i += 1 }
+                guard let d = peek, Self.isDigit(d) else { throw .invalidJSON("bad exponent at byte \(start)") }
+                while let d = peek, Self.isDigit(d) { i += 1 }
+            }
+        }
+
+        static func isDigit(_ c: UInt8) -> Bool { (0x30...0x39).contains(c) }
+        static func isHex(_ c: UInt8) -> Bool { isDigit(c) || (0x41...0x46).contains(c) || (0x61...0x66).contains(c) }
+    }
+}

@@ -1,0 +1,44 @@
+import HubCore
+
+extension Offset {
+    /// Width of the wire form. Zero-padded decimal, so string order equals numeric order
+    /// (clients, CDNs and `Last-Event-ID` compare offsets as text).
+    public static let wireWidth = 20
+
+    /// `00000000000000000042` for position 42.
+    public var wire: String {
+        let digits = String(position)
+        return String(repeating: "0", count: Self.wireWidth - digits.utf8.count) + digits
+    }
+
+    /// Parses the wire form; nil for anything that is not exactly 20 ASCII digits.
+    public init?(wire: some StringProtocol) {
+        guard wire.utf8.count == Self.wireWidth, wire.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
+              let value = UInt64(wire) else { return nil }
+        self.init(value)
+    }
+}
+
+/// Where a read starts (Durable Streams §7.1): the beginning (`-1` or no offset), the tail (`now`), or an offset.
+public enum ReadStart: Equatable, Sendable {
+    case beginning
+    case now
+    case after(Offset)
+
+    /// Parses every `offset` value of the query. Missing means `.beginning` unless `required`
+    /// (long-poll and SSE need an explicit offset).
+    public static func parse(_ values: [String], required: Bool) throws(ProtocolError) -> ReadStart {
+        guard values.count <= 1 else { throw .repeatedParameter("offset") }
+        guard let value = values.first else {
+            if required { throw .missingParameter("offset") }
+            return .beginning
+        }
+        switch value {
+        case "-1": return .beginning
+        case "now": return .now
+        default:
+            guard let offset = Offset(wire: value) else { throw .invalidOffset(value) }
+            return .after(offset)
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import HubCore
+
+/// Versioned schema. Version N is `migrations[N-1]`; `PRAGMA user_version` records the applied version.
+/// Append new migrations at the end, never edit a shipped one. A database newer than `migrations.count` is refused.
+enum Migrations {
+    static let all: [String] = [
+        // 1: slots, streams (with fork lineage and producer/closed state), the slot log, producer state.
+        """
+        CREATE TABLE slots(
+            id INTEGER PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            head_seq INTEGER NOT NULL DEFAULT 0,
+            created_ms INTEGER NOT NULL
+        );
+        -- AUTOINCREMENT: a re-created path never reuses an id, so ETags and wake-ups of the old stream cannot match it.
+        CREATE TABLE streams(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            path TEXT NOT NULL UNIQUE,
+            slot_id INTEGER NOT NULL REFERENCES slots(id),
+            content_type TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            accessed_ms INTEGER NOT NULL,
+            ttl_s INTEGER,
+            expires_at_ms INTEGER,
+            expires_at_text TEXT,
+            closed INTEGER NOT NULL DEFAULT 0,
+            stream_seq TEXT,
+            head INTEGER NOT NULL,
+            parent_id INTEGER REFERENCES streams(id),
+            parent_head INTEGER,
+            fork_source TEXT,
+            fork_offset INTEGER,
+            fork_sub_offset INTEGER NOT NULL DEFAULT 0,
+            fork_count INTEGER NOT NULL DEFAULT 0,
+            deleted INTEGER NOT NULL DEFAULT 0,
+            record_count INTEGER NOT NULL DEFAULT 0,
+            byte_count INTEGER NOT NULL DEFAULT 0
+        );
+        CREATE TABLE records(
+            stream_id INTEGER NOT NULL,
+            pos INTEGER NOT NULL,
+            slot_id INTEGER NOT NULL,
+            seq INTEGER NOT NULL,
+            batch_end INTEGER NOT NULL,
+            ts_ms INTEGER NOT NULL,
+            type TEXT,
+            body BLOB NOT NULL,
+            PRIMARY KEY(stream_id, pos)
+        );
+        CREATE UNIQUE INDEX records_slot_seq ON records(slot_id, seq);
+        CREATE TABLE producers(
+            stream_id INTEGER NOT NULL,
+            producer TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            last_seq INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY(stream_id, producer)
+        ) WITHOUT ROWID;
+        """,
+    ]
+
+    /// Brings `db` to the newest schema inside one transaction.
+    static func migrate(_ db: SQLiteConnection) throws(StoreError) {
+        do {
+            let current = try db.first("PRAGMA user_version") { Int($0.int(0)) } ?? 0
+            if current > all.count { throw StoreError.schemaTooNew(found: current, supported: all.count) }
+            guard current < all.count else { return }
+            try db.exec("BEGIN IMMEDIATE")
+            do {
+                for version in (current + 1)...all.count {
+                    try db.exec(all[version - 1])
+                    try db.exec("PRAGMA user_version = \(version)")
+                }
+                try db.exec("COMMIT")
+            } catch {
+                try? db.exec("ROLLBACK")
+                throw error
+            }
+        } catch let error as StoreError {
+            throw error
+        } catch {
+            throw .backend("migration failed: \(error)")
+        }
+    }
+}

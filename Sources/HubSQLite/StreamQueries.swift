@@ -1,0 +1,327 @@
+import CSQLite
+import HubCore
+import NIOCore
+
+/// The store's SQL, as functions over one connection. Write functions run inside the writer's transaction and
+/// report the stream ids whose readers must be woken; read functions run inside a reader's snapshot.
+enum StreamQueries {
+    // MARK: Loading
+
+    static func load(_ db: SQLiteConnection, path: StreamPath) throws(StoreError) -> StreamRow? {
+        try db.first("SELECT \(StreamRow.columns) FROM streams WHERE path = ?", [.text(path.rawValue)]) { s throws(StoreError) in try StreamRow(s) }
+    }
+
+    static func load(_ db: SQLiteConnection, id: Int64) throws(StoreError) -> StreamRow? {
+        try db.first("SELECT \(StreamRow.columns) FROM streams WHERE id = ?", [.int(id)]) { s throws(StoreError) in try StreamRow(s) }
+    }
+
+    /// A readable stream, as a reader sees it: expired streams are absent (or gone while forks hold them).
+    static func readable(_ db: SQLiteConnection, path: StreamPath, nowMs: Int64) throws(StoreError) -> StreamRow {
+        guard let row = try load(db, path: path) else { throw .streamNotFound(path) }
+        if row.deleted { throw .streamGone(path) }
+        if row.isExpired(nowMs: nowMs) { throw row.forkCount > 0 ? .streamGone(path) : .streamNotFound(path) }
+        return row
+    }
+
+    /// The stream at `path` for a writer. Expired streams are removed on the way (soft-deleted while forks read them),
+    /// so a later create finds the path free.
+    static func live(_ db: SQLiteConnection, path: StreamPath, nowMs: Int64, changed: inout Set<Int64>) throws(StoreError) -> StreamRow? {
+        guard var row = try load(db, path: path) else { return nil }
+        guard row.isExpired(nowMs: nowMs) else { return row }
+        if row.forkCount > 0 {
+            if !row.deleted {
+                try run(db, "UPDATE streams SET deleted = 1 WHERE id = ?", [.int(row.id)])
+                row.deleted = true
+                changed.insert(row.id)
+            }
+            return row
+        }
+        try purge(db, row, changed: &changed)
+        return nil
+    }
+
+    // MARK: Create
+
+    static func create(_ db: SQLiteConnection, path: StreamPath, request: CreateRequest, nowMs: Int64,
+                       changed: inout Set<Int64>) throws(StoreError) -> CreateOutcome {
+        if let existing = try live(db, path: path, nowMs: nowMs, changed: &changed) {
+            if existing.deleted { throw .streamConflict(path, reason: "the path belongs to a deleted stream that forks still read") }
+            try requireSameConfiguration(existing, request)
+            return CreateOutcome(created: false, info: existing.info)
+        }
+        let slotID = try ensureSlot(db, request: path.slot, nowMs: nowMs)
+        var contentType = request.contentType ?? .octetStream
+        var expiry = request.expiry
+        var parent: (id: Int64, head: UInt64)?
+        var partial: NewMessage?
+        if let fork = request.fork {
+            guard let source = try live(db, path: fork.source, nowMs: nowMs, changed: &changed) else { throw .forkSourceNotFound(fork.source) }
+            if source.deleted { throw .forkSourceGone(fork.source) }
+            if let requested = request.contentType {
+                guard requested.matches(source.contentType) else {
+                    throw .streamConflict(path, reason: "a fork's content type must match its source's (\(source.contentType.raw))")
+                }
+            } else {
+                contentType = source.contentType
+            }
+            let at = fork.offset?.position ?? source.head
+            guard at <= source.head else { throw .invalidFork("Stream-Fork-Offset is beyond the source's tail") }
+            var head = at
+            if fork.subOffset > 0 {
+                guard source.head > 0 else { throw .invalidFork("a sub-offset needs a source with data") }
+                guard at < source.head, let next = try record(db, of: source, at: at + 1) else {
+                    throw .invalidFork("Stream-Fork-Sub-Offset points past the next data boundary")
+                }
+                if source.contentType.isJSON {
+                    // Messages of one append share a batch; the sub-offset counts messages into it.
+                    guard fork.subOffset <= next.batchEnd - at else { throw .invalidFork("Stream-Fork-Sub-Offset exceeds the message count") }
+                    head = at + fork.subOffset
+                } else {
+                    let length = UInt64(next.body.readableBytes)
+                    guard fork.subOffset <= length else { throw .invalidFork("Stream-Fork-Sub-Offset exceeds the message length") }
+                    if fork.subOffset == length {
+                        head = at + 1
+                    } else {
+                        partial = NewMessage(body: next.body.getSlice(at: next.body.readerIndex, length: Int(fork.subOffset))!)
+                    }
+                }
+            }
+            if expiry == nil { expiry = source.expiry }
+            parent = (source.id, head)
+            try run(db, "UPDATE streams SET fork_count = fork_count + 1 WHERE id = ?", [.int(source.id)])
+        }
+        var ttl: Int64?, expiresAtMs: Int64?, expiresAtText: String?
+        switch expiry {
+        case .ttl(let seconds): ttl = Int64(seconds)
+        case .at(let ms, let text): expiresAtMs = ms; expiresAtText = text
+        case nil: break
+        }
+        try run(db, """
+            INSERT INTO streams(path, slot_id, content_type, created_ms, accessed_ms, ttl_s, expires_at_ms, expires_at_text, head,
+                                parent_id, parent_head, fork_source, fork_offset, fork_sub_offset)
+            VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [
+                .text(path.rawValue), .int(slotID), .text(contentType.raw), .int(nowMs), .int(nowMs), .optional(ttl),
+                .optional(expiresAtMs), .optional(expiresAtText), .int(parent?.head ?? 0), .optional(parent?.id),
+                .optional(parent.map { Int64($0.head) }), .optional(request.fork?.source.rawValue),
+                .optional(request.fork?.offset.map { Int64($0.position) }), .int(Int64(request.fork?.subOffset ?? 0)),
+            ])
+        guard var row = try load(db, path: path) else { throw .backend("created stream vanished") }
+        if let partial { try insert([partial], into: &row, nowMs: nowMs) }
+        if !request.messages.isEmpty { try insert(request.messages, into: &row, nowMs: nowMs) }
+        if request.closed {
+            try run(db, "UPDATE streams SET closed = 1 WHERE id = ?", [.int(row.id)])
+            row.closed = true
+        }
+        return CreateOutcome(created: true, info: row.info)
+
+        func insert(_ messages: [NewMessage], into row: inout StreamRow, nowMs: Int64) throws(StoreError) {
+            row.head = try StreamQueries.insert(db, messages, into: row, nowMs: nowMs)
+        }
+    }
+
+    /// Durable Streams §2: an existing stream answers 200 only to the same content type, expiry, closed state and fork.
+    private static func requireSameConfiguration(_ row: StreamRow, _ request: CreateRequest) throws(StoreError) {
+        func conflict(_ reason: String) -> StoreError { .streamConflict(row.path, reason: reason) }
+        let requestedType = request.contentType ?? (request.fork == nil ? .octetStream : row.contentType)
+        guard requestedType.matches(row.contentType) else { throw conflict("it exists with content type \(row.contentType.raw)") }
+        // A fork without its own expiry inherited its source's; only an explicit one must match.
+        if request.fork == nil || request.expiry != nil {
+            switch (request.expiry, row.expiry) {
+            case (nil, nil): break
+            case (let a?, let b?) where a.sameConfiguration(as: b): break
+            default: throw conflict("it exists with a different TTL or Expires-At")
+            }
+        }
+        guard request.closed == row.closed else { throw conflict(row.closed ? "it exists and is closed" : "it exists and is open") }
+        let fork = request.fork
+        guard fork?.source.rawValue == row.forkSource, fork?.offset.map({ Int64($0.position) }) == row.forkOffset,
+              Int64(fork?.subOffset ?? 0) == row.forkSubOffset else { throw conflict("it exists with a different fork origin") }
+    }
+
+    private static func ensureSlot(_ db: SQLiteConnection, request slot: SlotName, nowMs: Int64) throws(StoreError) -> Int64 {
+        if let id = try db.first("SELECT id FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) { return id }
+        try run(db, "INSERT INTO slots(name, head_seq, created_ms) VALUES(?, 0, ?)", [.text(slot.rawValue), .int(nowMs)])
+        return sqlite3_last_insert_rowid(db.handle)
+    }
+
+    // MARK: Append
+
+    static func append(_ db: SQLiteConnection, path: StreamPath, request: AppendRequest, nowMs: Int64,
+                       changed: inout Set<Int64>) throws(StoreError) -> AppendOutcome {
+        guard var row = try live(db, path: path, nowMs: nowMs, changed: &changed) else { throw .streamNotFound(path) }
+        if row.deleted { throw .streamGone(path) }
+        var state: (epoch: UInt64, lastSeq: UInt64)?
+        if let producer = request.producer {
+            state = try db.first("SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer = ?",
+                                 [.int(row.id), .text(producer.id)]) { (UInt64($0.int(0)), UInt64($0.int(1))) }
+            // Fencing and dedup come first: a zombie gets 403 and a retry gets its original answer even after a close.
+            if let state {
+                if producer.epoch < state.epoch { throw .producerStaleEpoch(current: state.epoch) }
+                if producer.epoch == state.epoch && producer.seq <= state.lastSeq {
+                    try touch(db, row, nowMs: nowMs)
+                    return .duplicate(row.info, producer: ProducerAck(epoch: state.epoch, seq: state.lastSeq))
+                }
+            }
+        }
+        if row.closed {
+            if request.messages.isEmpty && request.close && request.producer == nil {
+                try touch(db, row, nowMs: nowMs)
+                return .appended(row.info, producer: nil)  // closing twice is idempotent
+            }
+            throw .streamClosed(head: Offset(row.head))
+        }
+        if !request.messages.isEmpty, let type = request.contentType, !type.matches(row.contentType) {
+            throw .contentTypeMismatch(expected: row.contentType.raw)
+        }
+        if let producer = request.producer {
+            if let state {
+                if producer.epoch > state.epoch {
+                    guard producer.seq == 0 else { throw .producerEpochSeqNotZero }
+                } else if producer.seq != state.lastSeq + 1 {
+                    throw .producerSeqGap(expected: state.lastSeq + 1, received: producer.seq)
+                }
+            } else if producer.seq != 0 {
+                throw .producerSeqGap(expected: 0, received: producer.seq)
+            }
+        }
+        // Stream-Seq is opaque and compared bytewise: it must sort strictly after the last one.
+        if let seq = request.streamSeq, let last = row.streamSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
+            throw .streamSeqRegression(last: last)
+        }
+        if !request.messages.isEmpty {
+            row.head = try insert(db, request.messages, into: row, nowMs: nowMs)
+        }
+        try run(db, """
+            UPDATE streams SET accessed_ms = ?, closed = ?, stream_seq = coalesce(?, stream_seq) WHERE id = ?
+            """, [.int(nowMs), .int(Int64(request.close ? 1 : 0)), .optional(request.streamSeq), .int(row.id)])
+        row.closed = request.close
+        var ack: ProducerAck?
+        if let producer = request.producer {
+            try run(db, """
+                INSERT INTO producers(stream_id, producer, epoch, last_seq, updated_ms) VALUES(?, ?, ?, ?, ?)
+                ON CONFLICT(stream_id, producer) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq,
+                    updated_ms = excluded.updated_ms
+                """, [.int(row.id), .text(producer.id), .int(producer.epoch), .int(producer.seq), .int(nowMs)])
+            ack = ProducerAck(epoch: producer.epoch, seq: producer.seq)
+        }
+        changed.insert(row.id)
+        return .appended(row.info, producer: ack)
+    }
+
+    /// Appends `messages` as records after the stream's head, each with the next slot `seq`. Returns the new head.
+    static func insert(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow, nowMs: Int64) throws(StoreError) -> UInt64 {
+        let count = UInt64(messages.count)
+        guard let slotHead = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq",
+                                          [.int(count), .int(row.slotID)], { UInt64($0.int(0)) }) else {
+            throw .backend("slot \(row.slotID) missing")
+        }
+        let firstSeq = slotHead - count + 1
+        let batchEnd = row.head + count
+        var bytes = 0
+        for (i, message) in messages.enumerated() {
+            let n = UInt64(i)
+            bytes += message.body.readableBytes
+            try run(db, "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", [
+                .int(row.id), .int(row.head + 1 + n), .int(row.slotID), .int(firstSeq + n), .int(batchEnd), .int(nowMs),
+                .optional(message.type), .blob(message.body),
+            ])
+        }
+        try run(db, "UPDATE streams SET head = ?, record_count = record_count + ?, byte_count = byte_count + ? WHERE id = ?",
+                [.int(batchEnd), .int(count), .int(Int64(bytes)), .int(row.id)])
+        return batchEnd
+    }
+
+    static func touch(_ db: SQLiteConnection, _ row: StreamRow, nowMs: Int64) throws(StoreError) {
+        guard row.ttlSeconds != nil else { return }
+        try run(db, "UPDATE streams SET accessed_ms = ? WHERE id = ?", [.int(nowMs), .int(row.id)])
+    }
+
+    // MARK: Delete
+
+    static func delete(_ db: SQLiteConnection, path: StreamPath, nowMs: Int64, changed: inout Set<Int64>) throws(StoreError) {
+        guard let row = try live(db, path: path, nowMs: nowMs, changed: &changed) else { throw .streamNotFound(path) }
+        if row.deleted { throw .streamGone(path) }
+        if row.forkCount > 0 {
+            // Forks still read this stream's records: hide it, keep the data (Durable Streams §8).
+            try run(db, "UPDATE streams SET deleted = 1 WHERE id = ?", [.int(row.id)])
+            changed.insert(row.id)
+        } else {
+            try purge(db, row, changed: &changed)
+        }
+    }
+
+    /// Removes a stream with its records, then its source if that was soft-deleted and this was its last fork.
+    private static func purge(_ db: SQLiteConnection, _ row: StreamRow, changed: inout Set<Int64>) throws(StoreError) {
+        try run(db, "DELETE FROM records WHERE stream_id = ?", [.int(row.id)])
+        try run(db, "DELETE FROM producers WHERE stream_id = ?", [.int(row.id)])
+        try run(db, "DELETE FROM streams WHERE id = ?", [.int(row.id)])
+        changed.insert(row.id)
+        guard let parentID = row.parentID else { return }
+        try run(db, "UPDATE streams SET fork_count = fork_count - 1 WHERE id = ?", [.int(parentID)])
+        if let parent = try load(db, id: parentID), parent.forkCount == 0, parent.deleted {
+            try purge(db, parent, changed: &changed)
+        }
+    }
+
+    // MARK: Reading
+
+    /// One stretch of a stream's lineage: records of `stream` with positions in `(low, high]`.
+    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64 }
+
+    /// The lineage of `row`, oldest ancestor first. A fork reads positions up to its fork point from its source chain.
+    private static func segments(_ db: SQLiteConnection, of row: StreamRow) throws(StoreError) -> [Segment] {
+        var out: [Segment] = []
+        var current = row
+        var high = row.head
+        while true {
+            let low = current.parentHead ?? 0
+            if high > low { out.append(Segment(stream: current.id, low: low, high: high)) }
+            guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
+            guard let parent = try load(db, id: parentID) else { throw .backend("fork source \(parentID) missing") }
+            high = min(high, parentHead)
+            current = parent
+        }
+        return out.reversed()
+    }
+
+    /// Records after `after`, oldest first, stopping once `maxBytes` or `maxRecords` is reached (at least one record).
+    static func records(_ db: SQLiteConnection, of row: StreamRow, after: Offset, maxBytes: Int, maxRecords: Int) throws(StoreError) -> [StoredRecord] {
+        var out: [StoredRecord] = []
+        var bytes = 0
+        for segment in try segments(db, of: row) where segment.high > after.position {
+            let from = max(after.position, segment.low)
+            do {
+                let s = try db.statement("SELECT pos, seq, ts_ms, type, body FROM records WHERE stream_id = ? AND pos > ? AND pos <= ? ORDER BY pos",
+                                         [.int(segment.stream), .int(from), .int(segment.high)])
+                defer { sqlite3_reset(s.handle) }
+                while try s.step() {
+                    let body = s.blob(4)
+                    out.append(StoredRecord(offset: Offset(UInt64(s.int(0))), seq: UInt64(s.int(1)), timestampMilliseconds: s.int(2),
+                                            type: s.optionalText(3), body: body))
+                    bytes += body.readableBytes
+                    if bytes >= maxBytes || out.count >= maxRecords { return out }
+                }
+            } catch {
+                throw error.storeError
+            }
+        }
+        return out
+    }
+
+    /// The record at `position` of `row`'s lineage, with the end of the append batch it belongs to.
+    private static func record(_ db: SQLiteConnection, of row: StreamRow, at position: UInt64) throws(StoreError) -> (body: ByteBuffer, batchEnd: UInt64)? {
+        for segment in try segments(db, of: row) where segment.low < position && position <= segment.high {
+            return try db.first("SELECT body, batch_end FROM records WHERE stream_id = ? AND pos = ?", [.int(segment.stream), .int(position)]) {
+                ($0.blob(0), min(UInt64($0.int(1)), segment.high))
+            }
+        }
+        return nil
+    }
+
+    // MARK: Helpers
+
+    static func run(_ db: SQLiteConnection, _ sql: String, _ values: [SQLValue] = []) throws(StoreError) {
+        do { try db.run(sql, values) } catch { throw error.storeError }
+    }
+}

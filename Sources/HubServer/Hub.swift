@@ -1,0 +1,76 @@
+import Foundation
+import HubCore
+import HubHTTP
+import HubSQLite
+import Hummingbird
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// The composition root: the only place that names concrete backends. `hubd` runs it, and so do integration tests
+/// (with port 0 and `onListening`).
+public struct Hub: Sendable {
+    public let group: ServiceGroup
+    public let signal: LocalChangeSignal
+
+    /// Opens and migrates the store, then assembles the HTTP server. Throws before anything listens when the
+    /// store cannot be opened (for example a schema newer than this binary).
+    public static func build(_ config: HubConfiguration, logger: Logger) async throws -> Hub {
+        guard config.auth == .open else {
+            throw ConfigurationError("--auth tokens is not available in this build yet; run with --auth open on a trusted network")
+        }
+        logger.warning("auth mode is OPEN: anyone who can reach \(config.listenHost):\(config.listenPort) can read, write and delete every stream")
+        do {
+            try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+        } catch {
+            throw ConfigurationError("cannot create data directory \(config.dataDirectory): \(error.localizedDescription)")
+        }
+        let signal = LocalChangeSignal()
+        let store = try SQLiteStreamStore(.init(path: config.databasePath, synchronous: config.synchronous), signal: signal)
+        logger.info("store open", metadata: ["hub.db": "\(config.databasePath)", "hub.synchronous": "\(config.synchronous.rawValue)"])
+
+        let router = buildRouter(store: store, signal: signal, limits: config.http)
+        let onListening = config.onListening
+        let app = Application(
+            router: router,
+            configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "hubd"),
+            onServerRunning: { channel in
+                let port = channel.localAddress?.port ?? 0
+                logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")"])
+                onListening?(port)
+            },
+            logger: logger)
+        var groupConfig = ServiceGroupConfiguration(
+            services: [
+                .init(service: StoreService(store: store)),
+                .init(service: app),
+                // Last in the list, so stopped first: live responses end before the server drains requests.
+                .init(service: LiveShutdownService(signal: signal)),
+            ],
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger)
+        groupConfig.maximumGracefulShutdownDuration = config.shutdownGrace
+        return Hub(group: ServiceGroup(configuration: groupConfig), signal: signal)
+    }
+
+    public func run() async throws { try await group.run() }
+    public func shutdown() async { await group.triggerGracefulShutdown() }
+}
+
+/// Keeps the store open while the hub runs; closes it (finishing queued writes) last on shutdown.
+struct StoreService: Service {
+    let store: SQLiteStreamStore
+    func run() async throws {
+        try? await gracefulShutdown()
+        await store.close()
+    }
+}
+
+/// On graceful shutdown, ends every long-poll and SSE response so the HTTP server can drain quickly.
+struct LiveShutdownService: Service {
+    let signal: any ChangeSignal
+    func run() async throws {
+        try? await gracefulShutdown()
+        signal.shutdown()
+    }
+}

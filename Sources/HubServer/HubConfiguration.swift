@@ -1,0 +1,120 @@
+import Foundation
+import HubHTTP
+import HubSQLite
+import Logging
+
+/// Everything `hubd` needs to run, validated. Built once at start from flags, `HUB_*` environment and defaults
+/// (`HubConfiguration.resolve`); modules receive plain sub-structs.
+public struct HubConfiguration: Sendable {
+    public enum AuthMode: String, Sendable, CaseIterable {
+        /// Everything allowed, for development and the conformance suite.
+        case open
+        /// Bearer tokens on every surface.
+        case tokens
+    }
+
+    public var listenHost = "127.0.0.1"
+    public var listenPort = 4437
+    public var dataDirectory = "./data"
+    public var auth = AuthMode.open
+    public var logLevel = Logger.Level.info
+    public var synchronous = SQLiteStreamStore.Synchronous.normal
+    public var http = HTTPLimits()
+    /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
+    public var shutdownGrace: Duration = .seconds(10)
+    /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).
+    public var onListening: (@Sendable (Int) -> Void)?
+
+    public init() {}
+
+    public var databasePath: String { dataDirectory + "/hub.db" }
+}
+
+/// A configuration value that cannot be used. `hubd` prints it and exits 78 (EX_CONFIG).
+public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+extension HubConfiguration {
+    /// The options every source can set, by their flag name (without `--`). The environment name is
+    /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
+    public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes"]
+
+    public static func environmentName(of option: String) -> String {
+        "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
+    }
+
+    /// Layers `flags` over `environment` over defaults and validates every value.
+    public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> HubConfiguration {
+        var config = HubConfiguration()
+        func value(_ option: String) -> (String, String)? {
+            if let v = flags[option] { return (v, "--\(option)") }
+            let env = environmentName(of: option)
+            if let v = environment[env], !v.isEmpty { return (v, env) }
+            return nil
+        }
+        if let (v, source) = value("listen") {
+            guard let (host, port) = parseListen(v) else { throw ConfigurationError("\(source): '\(v)' is not HOST:PORT (e.g. 127.0.0.1:4437, [::1]:4437, 0.0.0.0:0)") }
+            config.listenHost = host; config.listenPort = port
+        }
+        if let (v, source) = value("data-dir") {
+            guard !v.isEmpty else { throw ConfigurationError("\(source): must not be empty") }
+            config.dataDirectory = v
+        }
+        if let (v, source) = value("auth") {
+            guard let mode = AuthMode(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not open or tokens") }
+            config.auth = mode
+        }
+        if let (v, source) = value("long-poll-timeout") {
+            guard let d = parseDuration(v), d >= .milliseconds(1), d <= .seconds(3600) else {
+                throw ConfigurationError("\(source): '\(v)' is not a duration from 1ms to 1h (e.g. 500ms, 30s, 2m)")
+            }
+            config.http.longPollTimeout = d
+        }
+        if let (v, source) = value("log-level") {
+            guard let level = Logger.Level(rawValue: v) else {
+                throw ConfigurationError("\(source): '\(v)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            config.logLevel = level
+        }
+        if let (v, source) = value("synchronous") {
+            guard let mode = SQLiteStreamStore.Synchronous(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not normal or full") }
+            config.synchronous = mode
+        }
+        if let (v, source) = value("max-body-bytes") {
+            guard let n = Int(v), n >= 1024, n <= 1 << 30 else { throw ConfigurationError("\(source): '\(v)' is not a byte count from 1024 to 1073741824") }
+            config.http.maxBodyBytes = n
+        }
+        return config
+    }
+
+    /// `host:port`, `[v6]:port` or `:port` (all interfaces).
+    static func parseListen(_ text: String) -> (String, Int)? {
+        let host: Substring, port: Substring
+        if text.hasPrefix("[") {
+            guard let close = text.firstIndex(of: "]"), text[text.index(after: close)...].hasPrefix(":") else { return nil }
+            host = text[text.index(after: text.startIndex)..<close]
+            port = text[text.index(close, offsetBy: 2)...]
+        } else {
+            guard let colon = text.lastIndex(of: ":") else { return nil }
+            host = text[..<colon].isEmpty ? "0.0.0.0" : text[..<colon]
+            port = text[text.index(after: colon)...]
+        }
+        guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else { return nil }
+        return (String(host), p)
+    }
+
+    /// `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).
+    public static func parseDuration(_ text: String) -> Duration? {
+        let units: [(String, Int64)] = [("ms", 1), ("s", 1000), ("m", 60_000), ("h", 3_600_000)]
+        for (suffix, factor) in units where text.hasSuffix(suffix) {
+            let number = text.dropLast(suffix.count)
+            if suffix == "s" && number.hasSuffix("m") { continue }
+            guard let n = Int64(number), n >= 0, n <= 1_000_000_000 else { return nil }
+            return .milliseconds(n * factor)
+        }
+        guard let n = Int64(text), n >= 0, n <= 1_000_000_000 else { return nil }
+        return .seconds(n)
+    }
+}

@@ -1,0 +1,69 @@
+import ArgumentParser
+import Foundation
+import HubServer
+import Logging
+
+@main
+struct Hubd: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hubd",
+        abstract: "EventHub: a durable event hub (Durable Streams over HTTP, SSE, long-poll).",
+        discussion: """
+            Every option can also be set with a HUB_* environment variable (flags win):
+              --listen            HUB_LISTEN             default 127.0.0.1:4437
+              --data-dir          HUB_DATA_DIR           default ./data
+              --auth              HUB_AUTH               default open (tokens arrives with the auth issue)
+              --long-poll-timeout HUB_LONG_POLL_TIMEOUT  default 30s
+              --log-level         HUB_LOG_LEVEL          default info
+              --synchronous       HUB_SYNCHRONOUS        default normal
+              --max-body-bytes    HUB_MAX_BODY_BYTES     default 16777216
+
+            Examples:
+              hubd                                          # 127.0.0.1:4437, SQLite in ./data
+              hubd --listen 0.0.0.0:4437 --data-dir /var/lib/eventhub --synchronous full
+              HUB_LONG_POLL_TIMEOUT=500ms hubd --listen 127.0.0.1:0
+
+            Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime failure, 78 on a bad configuration.
+            """,
+        version: HubVersion.current)
+
+    @Option(help: "HTTP listener as HOST:PORT (port 0 picks a free port).") var listen: String?
+    @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database.") var dataDir: String?
+    @Option(help: "Auth mode: open.") var auth: String?
+    @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data, e.g. 500ms, 30s.") var longPollTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
+    @Option(help: "SQLite synchronous mode: normal (survives kill -9) or full (also survives power loss).") var synchronous: String?
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger ones get 413.") var maxBodyBytes: String?
+
+    func run() async throws {
+        var flags: [String: String] = [:]
+        flags["listen"] = listen; flags["data-dir"] = dataDir; flags["auth"] = auth
+        flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
+        flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes
+        let config: HubConfiguration
+        do {
+            config = try HubConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+        } catch {
+            FileHandle.standardError.write(Data("hubd: configuration error: \(error)\n".utf8))
+            throw ExitCode(78)
+        }
+        let level = config.logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "hubd")
+        let hub: Hub
+        do {
+            hub = try await Hub.build(config, logger: logger)
+        } catch let error as ConfigurationError {
+            logger.critical("configuration error: \(error)")
+            throw ExitCode(78)
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        try await hub.run()
+    }
+}
