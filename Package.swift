@@ -11,6 +11,7 @@ let hummingbird: Target.Dependency = .product(name: "Hummingbird", package: "hum
 let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
@@ -38,9 +39,9 @@ let package = Package(
         .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", hummingbird, serviceLifecycle, unixSignals, nioPosix], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
-        .target(name: "HubTestSupport", dependencies: ["HubServer", hummingbird, nioPosix], path: "Tests/HubTestSupport", swiftSettings: strict),
-        .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"], swiftSettings: strict),
-        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite"], swiftSettings: strict),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport"], swiftSettings: strict),
+        .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
+        .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
+        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite"]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1]),
     ]
 )

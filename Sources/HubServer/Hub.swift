@@ -36,7 +36,7 @@ public struct Hub: Sendable {
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "hubd"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")"])
+                logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)"])
                 onListening?(port)
             },
             logger: logger)

@@ -1,0 +1,296 @@
+import Foundation
+import HubCore
+import HubSQLite
+import HubTestSupport
+import NIOCore
+import Testing
+
+/// Backends the contract runs against. PostgreSQL joins when its backend lands.
+enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
+    case sqlite
+    var testDescription: String { rawValue }
+
+    /// A fresh store in a temporary directory, closed afterwards.
+    func withStore<T>(_ body: (any StreamStore, LocalChangeSignal) async throws -> T) async throws -> T {
+        let directory = try TemporaryDirectory()
+        let signal = LocalChangeSignal()
+        let store = try SQLiteStreamStore(.init(path: directory.path + "/hub.db"), signal: signal)
+        do {
+            let value = try await body(store, signal)
+            await store.close()
+            return value
+        } catch {
+            await store.close()
+            throw error
+        }
+    }
+}
+
+func path(_ text: String = uniqueStream("c")) -> StreamPath { StreamPath(text)! }
+func text(_ s: String) -> NewMessage { NewMessage(body: ByteBuffer(string: s)) }
+let plain = ContentType(validating: "text/plain")!
+let json = ContentType(validating: "application/json")!
+
+extension StreamStore {
+    func readAll(_ p: StreamPath, after: Offset = .start) async throws -> String {
+        var out = ""
+        var from = after
+        while true {
+            let r = try await read(p, after: from, maxBytes: 1 << 20)
+            out += r.records.map { String(buffer: $0.body) }.joined(separator: json.matches(r.info.contentType) ? "," : "")
+            from = r.next
+            if r.upToDate { return out }
+        }
+    }
+}
+
+@Suite("StreamStore contract")
+struct StreamStoreContractTests {
+    @Test("create is idempotent for the same configuration and refuses a different one", arguments: StoreKind.allCases)
+    func createIdempotent(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            let first = try await store.create(p, CreateRequest(contentType: plain, messages: [text("a")]))
+            #expect(first.created && first.info.head == Offset(1))
+            let again = try await store.create(p, CreateRequest(contentType: ContentType(validating: "TEXT/PLAIN")!, messages: [text("a")]))
+            #expect(!again.created && again.info.head == Offset(1), "the body of a repeated PUT is not appended again")
+            await #expect(throws: StoreError.self) { try await store.create(p, CreateRequest(contentType: json)) }
+            await #expect(throws: StoreError.self) { try await store.create(p, CreateRequest(contentType: plain, expiry: .ttl(seconds: 60))) }
+            await #expect(throws: StoreError.self) { try await store.create(p, CreateRequest(contentType: plain, closed: true)) }
+        }
+    }
+
+    @Test("appends get increasing offsets and dense slot seqs; reads page without gaps", arguments: StoreKind.allCases)
+    func appendAndRead(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let slot = uniqueStream("s")
+            let a = path(slot + "/a"), b = path(slot + "/b")
+            _ = try await store.create(a, CreateRequest(contentType: plain))
+            _ = try await store.create(b, CreateRequest(contentType: json))
+            for i in 0..<5 {
+                _ = try await store.append(a, AppendRequest(contentType: plain, messages: [text("a\(i);")]))
+                _ = try await store.append(b, AppendRequest(contentType: json, messages: [text("\(i)"), text("\(i)")]))
+            }
+            let ra = try await store.read(a, after: .start, maxBytes: 1 << 20)
+            let rb = try await store.read(b, after: .start, maxBytes: 1 << 20)
+            #expect(ra.records.map(\.offset.position) == [1, 2, 3, 4, 5])
+            #expect(rb.records.map(\.offset.position) == Array(1...10))
+            #expect((ra.records + rb.records).map(\.seq).sorted() == Array(1...15), "one dense seq per slot")
+            #expect(ra.upToDate && ra.next == Offset(5))
+            let page = try await store.read(a, after: Offset(1), maxBytes: 1)
+            #expect(page.records.count == 1 && page.records[0].offset == Offset(2) && !page.upToDate)
+            #expect(try await store.readAll(a) == "a0;a1;a2;a3;a4;")
+            await #expect(throws: StoreError.offsetOutOfRange(Offset(9))) { try await store.read(a, after: Offset(9), maxBytes: 10) }
+        }
+    }
+
+    @Test("concurrent appends are all stored once, in one dense seq", arguments: StoreKind.allCases)
+    func concurrentAppends(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            _ = try await store.create(p, CreateRequest(contentType: plain))
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<8 {
+                    group.addTask { for i in 0..<50 { _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("\(w).\(i)\n")])) } }
+                }
+                try await group.waitForAll()
+            }
+            let all = try await store.read(p, after: .start, maxBytes: 1 << 30)
+            #expect(all.records.count == 400)
+            #expect(all.records.map(\.seq) == Array(1...400))
+            #expect(Set(all.records.map { String(buffer: $0.body) }).count == 400)
+        }
+    }
+
+    @Test("closing: refuses data, close-only is idempotent, reads still return everything", arguments: StoreKind.allCases)
+    func closing(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            _ = try await store.create(p, CreateRequest(contentType: plain, messages: [text("x")]))
+            let closed = try await store.append(p, AppendRequest(contentType: plain, messages: [text("y")], close: true))
+            #expect(closed.info.closed && closed.info.head == Offset(2))
+            await #expect(throws: StoreError.streamClosed(head: Offset(2))) {
+                try await store.append(p, AppendRequest(contentType: plain, messages: [text("z")]))
+            }
+            let again = try await store.append(p, AppendRequest(contentType: nil, messages: [], close: true))
+            #expect(again.info.closed)
+            #expect(try await store.readAll(p) == "xy")
+        }
+    }
+
+    @Test("validation order: closed, then content type, then Stream-Seq (bytewise)", arguments: StoreKind.allCases)
+    func validationOrder(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            _ = try await store.create(p, CreateRequest(contentType: plain))
+            _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("1")], streamSeq: "09"))
+            _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("2")], streamSeq: "10"))
+            // Bytewise, not numeric: "2" sorts after "10".
+            _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("2")], streamSeq: "2"))
+            await #expect(throws: StoreError.streamSeqRegression(last: "2")) {
+                try await store.append(p, AppendRequest(contentType: plain, messages: [text("3")], streamSeq: "10"))
+            }
+            await #expect(throws: StoreError.streamSeqRegression(last: "2")) {
+                try await store.append(p, AppendRequest(contentType: plain, messages: [text("3")], streamSeq: "2"))
+            }
+            await #expect(throws: StoreError.contentTypeMismatch(expected: "text/plain")) {
+                try await store.append(p, AppendRequest(contentType: json, messages: [text("3")], streamSeq: "1"))
+            }
+            _ = try await store.append(p, AppendRequest(contentType: plain, messages: [], close: true))
+            await #expect(throws: StoreError.streamClosed(head: Offset(3))) {
+                try await store.append(p, AppendRequest(contentType: json, messages: [text("3")], streamSeq: "1"))
+            }
+        }
+    }
+
+    @Test("idempotent producers: accept, dedupe, fence, gaps, epochs", arguments: StoreKind.allCases)
+    func producers(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            _ = try await store.create(p, CreateRequest(contentType: plain))
+            func send(_ epoch: UInt64, _ seq: UInt64, _ body: String = "m", close: Bool = false) async throws -> AppendOutcome {
+                try await store.append(p, AppendRequest(contentType: plain, messages: body.isEmpty ? [] : [text(body)], close: close,
+                                                        producer: ProducerClaim(id: "w1", epoch: epoch, seq: seq)))
+            }
+            await #expect(throws: StoreError.producerSeqGap(expected: 0, received: 1)) { try await send(0, 1) }
+            guard case .appended(_, let ack?) = try await send(0, 0, "a") else { Issue.record("not appended"); return }
+            #expect(ack == ProducerAck(epoch: 0, seq: 0))
+            _ = try await send(0, 1, "b")
+            guard case .duplicate(_, let dup) = try await send(0, 0, "a") else { Issue.record("not a duplicate"); return }
+            #expect(dup == ProducerAck(epoch: 0, seq: 1), "a duplicate reports the highest accepted seq")
+            await #expect(throws: StoreError.producerSeqGap(expected: 2, received: 5)) { try await send(0, 5) }
+            await #expect(throws: StoreError.producerEpochSeqNotZero) { try await send(1, 3) }
+            _ = try await send(1, 0, "c")
+            await #expect(throws: StoreError.producerStaleEpoch(current: 1)) { try await send(0, 2) }
+            _ = try await send(1, 1, "d", close: true)
+            guard case .duplicate(let info, _) = try await send(1, 1, "different body", close: true) else { Issue.record("close retry"); return }
+            #expect(info.closed)
+            await #expect(throws: StoreError.streamClosed(head: Offset(4))) { try await send(1, 2, "e") }
+            await #expect(throws: StoreError.producerStaleEpoch(current: 1)) { try await send(0, 9) }
+            #expect(try await store.readAll(p) == "abcd")
+        }
+    }
+
+    @Test("forks stitch the source prefix, then their own records; sub-offsets cut bytes or messages", arguments: StoreKind.allCases)
+    func forks(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let src = path()
+            _ = try await store.create(src, CreateRequest(contentType: plain, messages: [text("hello")]))
+            _ = try await store.append(src, AppendRequest(contentType: plain, messages: [text(" world")]))
+            let whole = path(), cut = path(), chained = path()
+            _ = try await store.create(whole, CreateRequest(contentType: nil, fork: ForkPoint(source: src, offset: nil, subOffset: 0)))
+            _ = try await store.create(cut, CreateRequest(contentType: plain, fork: ForkPoint(source: src, offset: Offset(1), subOffset: 3),
+                                                          messages: [text("!")]))
+            _ = try await store.append(src, AppendRequest(contentType: plain, messages: [text(" later")]))
+            #expect(try await store.readAll(whole) == "hello world", "later source appends never show in a fork")
+            #expect(try await store.readAll(cut) == "hello wo!")
+            #expect(try await store.read(cut, after: .start, maxBytes: 1 << 20).next == Offset(3), "fork offsets continue past the fork point")
+            _ = try await store.create(chained, CreateRequest(contentType: plain, fork: ForkPoint(source: cut, offset: Offset(2), subOffset: 1)))
+            #expect(try await store.readAll(chained) == "hello wo!")
+            #expect(try await store.readAll(chained, after: Offset(1)) == " wo!")
+
+            let js = path(), jfork = path()
+            _ = try await store.create(js, CreateRequest(contentType: json, messages: [text("1")]))
+            _ = try await store.append(js, AppendRequest(contentType: json, messages: [text("2"), text("3"), text("4")]))
+            _ = try await store.create(jfork, CreateRequest(contentType: json, fork: ForkPoint(source: js, offset: Offset(1), subOffset: 2)))
+            #expect(try await store.readAll(jfork) == "1,2,3")
+            await #expect(throws: StoreError.self) {
+                try await store.create(path(), CreateRequest(contentType: json, fork: ForkPoint(source: js, offset: Offset(1), subOffset: 4)))
+            }
+            await #expect(throws: StoreError.self) {
+                try await store.create(path(), CreateRequest(contentType: plain, fork: ForkPoint(source: src, offset: Offset(9), subOffset: 0)))
+            }
+            await #expect(throws: StoreError.self) {
+                try await store.create(path(), CreateRequest(contentType: json, fork: ForkPoint(source: src, offset: nil, subOffset: 0)))
+            }
+            await #expect(throws: StoreError.forkSourceNotFound(StreamPath("nope")!)) {
+                try await store.create(path(), CreateRequest(contentType: nil, fork: ForkPoint(source: StreamPath("nope")!, offset: nil, subOffset: 0)))
+            }
+        }
+    }
+
+    @Test("deleting a forked source soft-deletes it; the last fork's deletion collects it", arguments: StoreKind.allCases)
+    func softDelete(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let src = path(), fork = path()
+            _ = try await store.create(src, CreateRequest(contentType: plain, messages: [text("data")]))
+            _ = try await store.create(fork, CreateRequest(contentType: nil, fork: ForkPoint(source: src, offset: nil, subOffset: 0)))
+            try await store.delete(src)
+            await #expect(throws: StoreError.streamGone(src)) { try await store.info(src) }
+            await #expect(throws: StoreError.streamGone(src)) { try await store.delete(src) }
+            await #expect(throws: StoreError.self) { try await store.create(src, CreateRequest(contentType: plain)) }
+            #expect(try await store.readAll(fork) == "data")
+            try await store.delete(fork)
+            await #expect(throws: StoreError.streamNotFound(src)) { try await store.info(src) }
+            let recreated = try await store.create(src, CreateRequest(contentType: plain))
+            #expect(recreated.created && recreated.info.head == .start)
+        }
+    }
+
+    @Test("a sliding TTL expires an idle stream; Expires-At is absolute", arguments: StoreKind.allCases)
+    func expiry(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let ttl = path(), deadline = path()
+            _ = try await store.create(ttl, CreateRequest(contentType: plain, expiry: .ttl(seconds: 0)))
+            await #expect(throws: StoreError.streamNotFound(ttl)) { try await store.info(ttl) }
+            #expect(try await store.create(ttl, CreateRequest(contentType: plain)).created, "an expired path can be created again")
+            let past = Int64(Date().timeIntervalSince1970 * 1000) - 1
+            _ = try await store.create(deadline, CreateRequest(contentType: plain, expiry: .at(millisecondsSince1970: past, text: "")))
+            await #expect(throws: StoreError.streamNotFound(deadline)) {
+                try await store.append(deadline, AppendRequest(contentType: plain, messages: [text("x")]))
+            }
+        }
+    }
+
+    @Test("the change signal fires after a commit, never before", arguments: StoreKind.allCases)
+    func signal(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, signal in
+            let p = path()
+            let info = try await store.create(p, CreateRequest(contentType: plain)).info
+            let ticket = signal.ticket(for: info.id)
+            async let woke = signal.wait(for: info.id, after: ticket, timeout: .seconds(10))
+            _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("x")]))
+            #expect(await woke == .changed)
+            #expect(try await store.read(p, after: .start, maxBytes: 100).records.count == 1, "a woken reader sees the data")
+            #expect(await signal.wait(for: info.id, after: signal.ticket(for: info.id), timeout: .milliseconds(20)) == .timedOut)
+        }
+    }
+}
+
+@Suite("SQLite specifics")
+struct SQLiteStoreTests {
+    @Test("data survives closing and reopening, and seqs continue")
+    func reopen() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        let p = path("reopen/x")
+        do {
+            let store = try SQLiteStreamStore(.init(path: file, synchronous: .full), signal: LocalChangeSignal())
+            _ = try await store.create(p, CreateRequest(contentType: plain, messages: [text("a")]))
+            await store.close()
+        }
+        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("b")]))
+        let r = try await store.read(p, after: .start, maxBytes: 100)
+        #expect(r.records.map(\.seq) == [1, 2] && r.records.map { String(buffer: $0.body) } == ["a", "b"])
+        await store.close()
+    }
+
+    @Test("a database from a newer hubd is refused")
+    func newerSchema() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        do {
+            let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+            await store.close()
+        }
+        let sqlite = Process()
+        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        sqlite.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=999'); c.commit()", file]
+        try sqlite.run()
+        sqlite.waitUntilExit()
+        #expect(throws: StoreError.schemaTooNew(found: 999, supported: 1)) {
+            _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        }
+    }
+}

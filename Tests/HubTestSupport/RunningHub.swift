@@ -1,0 +1,100 @@
+import Foundation
+import HubCore
+import HubHTTP
+import HubServer
+import Logging
+import NIOHTTP1
+
+/// A hub running in-process on an ephemeral port, for one test.
+public struct RunningHub: Sendable {
+    public let port: Int
+    public let client: TestHTTPClient
+    public let dataDirectory: String
+    /// Starts a graceful shutdown now (as SIGTERM would); `withRunningHub` then waits for it to finish.
+    public let shutdown: @Sendable () async -> Void
+    /// How many live readers are parked on the change signal right now.
+    public let liveWaiters: @Sendable () -> Int
+
+    /// Returns once at least `count` live readers are waiting (a long-poll or SSE parked on the signal).
+    public func untilWaiting(_ count: Int = 1) async throws {
+        while liveWaiters() < count {
+            try Task.checkCancellation()
+            await Task.yield()
+        }
+    }
+
+    /// `/v1/stream/{path}` plus an optional query.
+    public func streamURL(_ path: String, _ query: String = "") -> String {
+        "/v1/stream/\(path)" + (query.isEmpty ? "" : "?\(query)")
+    }
+}
+
+/// Starts a real hub (SQLite in a fresh directory, port 0), waits for it to listen, runs `body`, then shuts it
+/// down gracefully. A hung shutdown fails the test instead of being ignored.
+public func withRunningHub<T: Sendable>(
+    _ configure: (inout HubConfiguration) -> Void = { _ in },
+    _ body: @Sendable (RunningHub) async throws -> T
+) async throws -> T {
+    let directory = try TemporaryDirectory()
+    let (ports, portSink) = AsyncStream.makeStream(of: Int.self)
+    var config = HubConfiguration()
+    config.listenPort = 0
+    config.dataDirectory = directory.path
+    config.http.longPollTimeout = .seconds(2)
+    config.onListening = { portSink.yield($0) }
+    configure(&config)
+    var logger = Logger(label: "hubd-test")
+    logger.logLevel = .warning
+    let hub = try await Hub.build(config, logger: logger)
+    return try await withThrowingTaskGroup(of: Void.self) { group in
+        group.addTask { try await hub.run() }
+        var iterator = ports.makeAsyncIterator()
+        guard let port = await iterator.next() else { throw TestFailure("hubd never started listening") }
+        let running = RunningHub(port: port, client: TestHTTPClient(port: port), dataDirectory: directory.path,
+                                 shutdown: { await hub.shutdown() }, liveWaiters: { hub.signal.waiterCount })
+        do {
+            let value = try await body(running)
+            await hub.shutdown()
+            try await group.waitForAll()
+            _ = directory
+            return value
+        } catch {
+            await hub.shutdown()
+            try? await group.waitForAll()
+            throw error
+        }
+    }
+}
+
+extension RunningHub {
+    /// Reads an SSE response, handing each parsed event to `onEvent` until it returns false or the server ends the
+    /// response. Returns the response head and whether the server ended it (as opposed to us stopping early).
+    /// `limit` only guards against a hung test; correct runs finish on events, never on the clock.
+    @discardableResult
+    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(20),
+                    onHead: @escaping @Sendable (HTTPResponseHead) -> Void = { _ in },
+                    onEvent: @escaping @Sendable (SSEEvent) async throws -> Bool) async throws -> Bool {
+        let client = self.client
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                var parser = SSEParser()
+                var stoppedEarly = false
+                try await client.stream(url, headers: headers, onHead: onHead) { chunk in
+                    for event in parser.feed(chunk) where try await !onEvent(event) {
+                        stoppedEarly = true
+                        return false
+                    }
+                    return true
+                }
+                return !stoppedEarly
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw TestFailure("SSE read of \(url) did not finish within \(limit)")
+            }
+            let ended = try await group.next()!
+            group.cancelAll()
+            return ended
+        }
+    }
+}
