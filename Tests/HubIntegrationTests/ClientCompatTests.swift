@@ -1,0 +1,36 @@
+import Foundation
+import HubTestSupport
+import Testing
+
+@Suite("Off-the-shelf clients")
+struct ClientCompatTests {
+    /// The official Python client (PyPI `durable-streams`, installed into `.build/pyenv` by scripts/setup).
+    static var python: String {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+        return ProcessInfo.processInfo.environment["HUB_TEST_PYTHON"] ?? root.appendingPathComponent(".build/pyenv/bin/python").path
+    }
+    static var script: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("ClientCompat/python_client_check.py").path
+    }
+
+    @Test("the Durable Streams Python client works unchanged: create, append, head, catch-up, long-poll, SSE, delete")
+    func pythonClient() async throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            Issue.record("no Python client environment at \(Self.python): run scripts/setup")
+            return
+        }
+        try await withRunningHub({ $0.http.longPollTimeout = .seconds(5) }) { hub in
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: Self.python)
+            process.arguments = [Self.script, "http://127.0.0.1:\(hub.port)"]
+            let output = Pipe()
+            process.standardOutput = output
+            process.standardError = output
+            try process.run()
+            let text = String(decoding: try output.fileHandleForReading.readToEnd() ?? Data(), as: UTF8.self)
+            process.waitUntilExit()
+            #expect(process.terminationStatus == 0, "\(text)")
+        }
+    }
+}
