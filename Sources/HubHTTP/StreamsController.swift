@@ -81,7 +81,8 @@ struct StreamsController: Sendable {
         case .appended(_, producer: let ack?):
             fields[.producerEpoch] = String(ack.epoch)
             fields[.producerSeq] = String(ack.seq)
-            return Response(status: .ok, headers: fields)
+            // 200 when the producer's data was stored; a close-only request stored nothing (§5).
+            return Response(status: messages.isEmpty ? .noContent : .ok, headers: fields)
         case .duplicate(_, producer: let ack):
             fields[.producerEpoch] = String(ack.epoch)
             fields[.producerSeq] = String(ack.seq)

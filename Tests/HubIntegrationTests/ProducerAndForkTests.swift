@@ -32,6 +32,15 @@ struct ProducerAndForkTests {
             #expect(try await hub.post(p, producer(1, 2) + [("Stream-Closed", "true")], body: "e").status == 409)
             #expect(try await hub.post(p, producer(0, 9), body: "e").status == 403)
             #expect(try await hub.get(p).text == "abcd")
+
+            let q = uniqueStream()
+            _ = try await hub.put(q)
+            _ = try await hub.post(q, producer(0, 0), body: "m")
+            let closeOnly = try await hub.post(q, [("Producer-Id", "w1"), ("Producer-Epoch", "0"), ("Producer-Seq", "1"), ("Stream-Closed", "true")])
+            #expect(closeOnly.status == 204 && closeOnly.header("Producer-Seq") == "1" && closeOnly.header("Stream-Closed") == "true",
+                    "close-only stores nothing: 204, but it still advances the producer")
+            let closeOnlyRetry = try await hub.post(q, [("Producer-Id", "w1"), ("Producer-Epoch", "0"), ("Producer-Seq", "1"), ("Stream-Closed", "true")])
+            #expect(closeOnlyRetry.status == 204 && closeOnlyRetry.header("Stream-Closed") == "true")
         }
     }
 

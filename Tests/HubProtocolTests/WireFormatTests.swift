@@ -46,20 +46,28 @@ struct SSEFramingTests {
 
     @Test("CR, LF and CRLF each start a new data line, so payloads cannot inject fields")
     func lineBreaks() {
-        #expect(frame("data", "a\r\nid: 99\rb\nc") == "event: data\ndata: a\ndata: id: 99\ndata: b\ndata: c\n\n")
-        #expect(frame(nil, "") == "data: \n\n")
-        #expect(frame("data", "\n") == "event: data\ndata: \ndata: \n\n")
-        #expect(frame("data", "x\r") == "event: data\ndata: x\ndata: \n\n")
+        #expect(frame("data", "a\r\nid: 99\rb\nc") == "event: data\ndata:a\ndata:id: 99\ndata:b\ndata:c\n\n")
+        #expect(frame(nil, "") == "data:\n\n")
+        #expect(frame("data", "\n") == "event: data\ndata:\ndata:\n\n")
+        #expect(frame("data", "x\r") == "event: data\ndata:x\ndata:\n\n")
+        #expect(frame("data", "\r\n\r\nevent: control") == "event: data\ndata:\ndata:\ndata:event: control\n\n")
+    }
+
+    @Test("a line starting with a space keeps it: one space after the colon is the one parsers strip")
+    func leadingSpace() {
+        #expect(frame("data", " x\n  y") == "event: data\ndata:  x\ndata:   y\n\n")
+        var parser = SSEParserForTests()
+        #expect(parser.parse(frame("data", " x\n  y")) == [" x", "  y"])
     }
 
     @Test("control events carry camelCase fields, cursor only while open")
     func control() {
         var out = ByteBuffer()
         DSEvents.writeControl(next: Offset(3), cursor: "77", upToDate: true, closed: false, into: &out)
-        #expect(String(buffer: out) == "event: control\ndata: {\"streamNextOffset\":\"00000000000000000003\",\"streamCursor\":\"77\",\"upToDate\":true}\n\n")
+        #expect(String(buffer: out) == "event: control\ndata:{\"streamNextOffset\":\"00000000000000000003\",\"streamCursor\":\"77\",\"upToDate\":true}\n\n")
         out.clear()
         DSEvents.writeControl(next: Offset(3), cursor: "77", upToDate: true, closed: true, into: &out)
-        #expect(String(buffer: out) == "event: control\ndata: {\"streamNextOffset\":\"00000000000000000003\",\"upToDate\":true,\"streamClosed\":true}\n\n")
+        #expect(String(buffer: out) == "event: control\ndata:{\"streamNextOffset\":\"00000000000000000003\",\"upToDate\":true,\"streamClosed\":true}\n\n")
     }
 
     @Test("binary streams are sent as base64, text and JSON as is")
@@ -67,12 +75,12 @@ struct SSEFramingTests {
         let records = [StoredRecord(offset: Offset(1), seq: 1, timestampMilliseconds: 0, type: nil, body: ByteBuffer(bytes: [0, 1, 2, 0xFF]))]
         var out = ByteBuffer()
         DSEvents.writeData(records, contentType: .octetStream, into: &out)
-        #expect(String(buffer: out) == "event: data\ndata: AAEC/w==\n\n")
+        #expect(String(buffer: out) == "event: data\ndata:AAEC/w==\n\n")
         out.clear()
         let json = [StoredRecord(offset: Offset(1), seq: 1, timestampMilliseconds: 0, type: nil, body: ByteBuffer(string: "{\"a\":\"x\\ny\"}")),
                     StoredRecord(offset: Offset(2), seq: 2, timestampMilliseconds: 0, type: nil, body: ByteBuffer(string: "2"))]
         DSEvents.writeData(json, contentType: ContentType(validating: "application/json")!, into: &out)
-        #expect(String(buffer: out) == "event: data\ndata: [{\"a\":\"x\\ny\"},2]\n\n")
+        #expect(String(buffer: out) == "event: data\ndata:[{\"a\":\"x\\ny\"},2]\n\n")
     }
 
     @Test("base64 matches RFC 4648 test vectors")
@@ -234,5 +242,16 @@ struct NameTests {
         #expect(ContentType(validating: "image/png")!.isText == false)
         #expect(ContentType(validating: "text") == nil)
         #expect(ContentType(validating: "text/plain\r\nx: y") == nil)
+    }
+}
+
+/// The WHATWG rule for `data:` lines (strip one optional space), to check what a browser would see.
+struct SSEParserForTests {
+    mutating func parse(_ text: String) -> [String] {
+        text.split(separator: "\n", omittingEmptySubsequences: true).compactMap { line in
+            guard line.hasPrefix("data:") else { return nil }
+            let value = line.dropFirst(5)
+            return String(value.hasPrefix(" ") ? value.dropFirst() : value)
+        }
     }
 }
