@@ -39,6 +39,8 @@ let package = Package(
         .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", hummingbird, serviceLifecycle, unixSignals, nioPosix], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
+        .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),
+
         .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite"]),

@@ -103,16 +103,22 @@ final class SQLiteWriter: @unchecked Sendable {
             for job in batch { job.finish(error.storeError) }
             return
         }
+        // A lone job needs no savepoint: if it fails, rolling back the whole transaction undoes exactly it.
+        let isolate = batch.count > 1
         for job in batch {
             do {
-                try connection.run("SAVEPOINT job")
+                if isolate { try connection.run("SAVEPOINT job") }
                 var jobChanged = Set<Int64>()
                 if job.run(connection, &jobChanged) {
-                    try connection.run("RELEASE job")
+                    if isolate { try connection.run("RELEASE job") }
                     changed.formUnion(jobChanged)
-                } else {
+                } else if isolate {
                     try connection.run("ROLLBACK TO job")
                     try connection.run("RELEASE job")
+                } else {
+                    try connection.run("ROLLBACK")
+                    job.finish(nil)  // its own error was recorded by `run`
+                    return
                 }
             } catch {
                 // A savepoint statement itself failed: the transaction is in an unknown state, give it all up.

@@ -189,12 +189,17 @@ enum StreamQueries {
         if let seq = request.streamSeq, let last = row.streamSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
             throw .streamSeqRegression(last: last)
         }
+        var appended = (count: 0, bytes: 0)
         if !request.messages.isEmpty {
-            row.head = try insert(db, request.messages, into: row, nowMs: nowMs)
+            appended = try insertRecords(db, request.messages, into: row, nowMs: nowMs)
+            row.head += UInt64(appended.count)
         }
+        // One UPDATE carries everything the append changed on the stream row.
         try run(db, """
-            UPDATE streams SET accessed_ms = ?, closed = ?, stream_seq = coalesce(?, stream_seq) WHERE id = ?
-            """, [.int(nowMs), .int(Int64(request.close ? 1 : 0)), .optional(request.streamSeq), .int(row.id)])
+            UPDATE streams SET head = ?, record_count = record_count + ?, byte_count = byte_count + ?, accessed_ms = ?,
+                closed = ?, stream_seq = coalesce(?, stream_seq) WHERE id = ?
+            """, [.int(row.head), .int(Int64(appended.count)), .int(Int64(appended.bytes)), .int(nowMs),
+                  .int(Int64(request.close ? 1 : 0)), .optional(request.streamSeq), .int(row.id)])
         row.closed = request.close
         var ack: ProducerAck?
         if let producer = request.producer {
@@ -209,8 +214,19 @@ enum StreamQueries {
         return .appended(row.info, producer: ack)
     }
 
-    /// Appends `messages` as records after the stream's head, each with the next slot `seq`. Returns the new head.
+    /// Appends `messages` as records after the stream's head and updates the stream row. Returns the new head.
     static func insert(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow, nowMs: Int64) throws(StoreError) -> UInt64 {
+        let appended = try insertRecords(db, messages, into: row, nowMs: nowMs)
+        let head = row.head + UInt64(appended.count)
+        try run(db, "UPDATE streams SET head = ?, record_count = record_count + ?, byte_count = byte_count + ? WHERE id = ?",
+                [.int(head), .int(Int64(appended.count)), .int(Int64(appended.bytes)), .int(row.id)])
+        return head
+    }
+
+    /// Inserts `messages` as records after `row.head`, each with the slot's next `seq`. The caller updates the
+    /// stream row (head, counters) with the returned count and bytes.
+    private static func insertRecords(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow,
+                                      nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int) {
         let count = UInt64(messages.count)
         guard let slotHead = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq",
                                           [.int(count), .int(row.slotID)], { UInt64($0.int(0)) }) else {
@@ -227,9 +243,7 @@ enum StreamQueries {
                 .optional(message.type), .blob(message.body),
             ])
         }
-        try run(db, "UPDATE streams SET head = ?, record_count = record_count + ?, byte_count = byte_count + ? WHERE id = ?",
-                [.int(batchEnd), .int(count), .int(Int64(bytes)), .int(row.id)])
-        return batchEnd
+        return (messages.count, bytes)
     }
 
     static func touch(_ db: SQLiteConnection, _ row: StreamRow, nowMs: Int64) throws(StoreError) {

@@ -35,6 +35,7 @@ struct Hubd: AsyncParsableCommand {
     @Option(help: "SQLite synchronous mode: normal (survives kill -9) or full (also survives power loss).") var synchronous: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger ones get 413.") var maxBodyBytes: String?
 
+    /// Resolves the configuration, builds the hub and runs it until SIGTERM/SIGINT.
     func run() async throws {
         var flags: [String: String] = [:]
         flags["listen"] = listen; flags["data-dir"] = dataDir; flags["auth"] = auth
