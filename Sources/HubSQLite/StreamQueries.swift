@@ -235,16 +235,31 @@ enum StreamQueries {
         let firstSeq = slotHead - count + 1
         let batchEnd = row.head + count
         var bytes = 0
-        for (i, message) in messages.enumerated() {
-            let n = UInt64(i)
-            bytes += message.body.readableBytes
-            try run(db, "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES(?, ?, ?, ?, ?, ?, ?, ?)", [
-                .int(row.id), .int(row.head + 1 + n), .int(row.slotID), .int(firstSeq + n), .int(batchEnd), .int(nowMs),
-                .optional(message.type), .blob(message.body),
-            ])
+        // Multi-row INSERTs: one statement execution per chunk instead of per message.
+        var index = 0
+        while index < messages.count {
+            let rows = min(insertChunk, messages.count - index)
+            var values: [SQLValue] = []
+            values.reserveCapacity(rows * 8)
+            for message in messages[index..<(index + rows)] {
+                let n = UInt64(index)
+                bytes += message.body.readableBytes
+                values += [.int(row.id), .int(row.head + 1 + n), .int(row.slotID), .int(firstSeq + n), .int(batchEnd), .int(nowMs),
+                           .optional(message.type), .blob(message.body)]
+                index += 1
+            }
+            try run(db, insertSQL(rows: rows), values)
         }
         return (messages.count, bytes)
     }
+
+    /// Rows per multi-row INSERT (8 parameters each, far below SQLite's 32 766 limit).
+    private static let insertChunk = 64
+    private static let insertSQLs: [String] = (0...insertChunk).map { rows in
+        "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+    }
+    private static func insertSQL(rows: Int) -> String { insertSQLs[rows] }
 
     static func touch(_ db: SQLiteConnection, _ row: StreamRow, nowMs: Int64) throws(StoreError) {
         guard row.ttlSeconds != nil else { return }
