@@ -1,11 +1,12 @@
 import HubCore
 import Hummingbird
 
-/// Builds the router: response headers outermost, then problem rendering, then the routes.
+/// Builds the router: response headers outermost, then problem rendering, then method checks and the routes.
 public func buildRouter(store: any StreamStore, signal: any ChangeSignal, limits: HTTPLimits) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware())
     router.add(middleware: ProblemMiddleware())
+    router.add(middleware: StreamMethodsMiddleware())
     HealthController(store: store).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits)
     StreamsController(store: store, reads: reads, limits: limits).addRoutes(to: router)

@@ -16,6 +16,9 @@ struct StreamsController: Sendable {
     let reads: StreamReads
     let limits: HTTPLimits
 
+    /// Methods the stream routes answer; anything else is a 405 with `Allow`.
+    static let allowedMethods: Set<HTTPRequest.Method> = [.put, .post, .get, .head, .delete, .options]
+
     func addRoutes(to router: Router<HubRequestContext>) {
         router.put("/v1/stream/**", use: create)
         router.post("/v1/stream/**", use: append)
@@ -135,6 +138,8 @@ struct StreamsController: Sendable {
     /// The stream path after `/v1/stream/`, percent-decoded and validated. `__ds` is reserved (§11).
     static func streamPath(_ request: Request) throws -> StreamPath {
         let raw = request.uri.path.dropFirst(prefix.count)
+        // An encoded slash would silently change which segments the path has: refuse it rather than guess.
+        guard !raw.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(String(raw)) }
         let decoded = raw.contains("%") ? (String(raw).removingPercentEncoding ?? "") : String(raw)
         if decoded == reservedSegment || decoded.hasPrefix(reservedSegment + "/") {
             throw HubProblem(status: .notFound, code: "reserved-path", detail: "/v1/stream/__ds/ is reserved for the protocol's control APIs.")
