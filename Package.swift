@@ -43,7 +43,7 @@ let package = Package(
 
         .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
-        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite"]),
+        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
         .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1]),
     ]
 )

@@ -21,16 +21,11 @@ struct ClientCompatTests {
             return
         }
         try await withRunningHub({ $0.http.longPollTimeout = .seconds(5) }) { hub in
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: Self.python)
-            process.arguments = [Self.script, "http://127.0.0.1:\(hub.port)"]
-            let output = Pipe()
-            process.standardOutput = output
-            process.standardError = output
-            try process.run()
-            let text = String(decoding: try output.fileHandleForReading.readToEnd() ?? Data(), as: UTF8.self)
-            process.waitUntilExit()
-            #expect(process.terminationStatus == 0, "\(text)")
+            let process = try ChildProcess(Self.python, [Self.script, "http://127.0.0.1:\(hub.port)"])
+            var output: [String] = []
+            for await line in process.lines() { output.append(line) }
+            let status = await process.wait()
+            #expect(status == 0, "\(output.joined(separator: "\n"))")
         }
     }
 }

@@ -29,7 +29,7 @@ struct CrashTests {
             }
             // Kill while all writers are mid-flight, once enough appends were acknowledged.
             while acknowledged.count < 300 { await Task.yield() }
-            first.kill9()
+            await first.kill9()
             try await group.waitForAll()
         }
 
@@ -50,7 +50,7 @@ struct CrashTests {
         #expect(acked.isSubset(of: stored), "every acknowledged append survived: missing \(acked.subtracting(stored).sorted().prefix(5))")
         #expect(stored.count - acked.count <= writers, "at most one in-flight append per writer was committed unacknowledged")
         #expect(try await second.client.request(.POST, stream, headers: [("Content-Type", "application/json")], body: "{}").status == 204)
-        #expect(second.terminate() == 0, "SIGTERM exits 0")
+        #expect(await second.terminate() == 0, "SIGTERM exits 0")
     }
 }
 

@@ -1,3 +1,4 @@
+import CSQLite
 import Foundation
 import HubCore
 import HubSQLite
@@ -284,11 +285,11 @@ struct SQLiteStoreTests {
             let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
             await store.close()
         }
-        let sqlite = Process()
-        sqlite.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        sqlite.arguments = ["python3", "-c", "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.execute('PRAGMA user_version=999'); c.commit()", file]
-        try sqlite.run()
-        sqlite.waitUntilExit()
+        // Stamp the file as written by a future hubd.
+        var db: OpaquePointer?
+        #expect(sqlite3_open(file, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "PRAGMA user_version = 999", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
         #expect(throws: StoreError.schemaTooNew(found: 999, supported: 1)) {
             _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         }

@@ -1,10 +1,9 @@
 import Foundation
-import Synchronization
 
 /// A real `hubd` child process (the binary `swift build` produced), for tests that must kill it.
 public final class HubdProcess: Sendable {
     public let port: Int
-    private let process: Process
+    private let process: ChildProcess
 
     /// The built binary: `$HUBD_BINARY`, else `.build/debug/hubd` under the package root.
     public static var binary: String {
@@ -18,34 +17,13 @@ public final class HubdProcess: Sendable {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestFailure("no hubd binary at \(Self.binary); run `swift build` first or set HUBD_BINARY")
         }
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: Self.binary)
-        process.arguments = ["--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--log-level", "info"] + extra
-        let stderr = Pipe()
-        process.standardError = stderr
-        process.standardOutput = FileHandle.nullDevice
-        let (lines, sink) = AsyncStream.makeStream(of: String.self)
-        let pending = Mutex([UInt8]())
-        // Keep draining stderr for the life of the process so a full pipe can never block it.
-        stderr.fileHandleForReading.readabilityHandler = { handle in
-            let data = handle.availableData
-            if data.isEmpty { sink.finish(); handle.readabilityHandler = nil; return }
-            let complete = pending.withLock { buffer -> [String] in
-                buffer.append(contentsOf: data)
-                var out: [String] = []
-                while let newline = buffer.firstIndex(of: 0x0A) {
-                    out.append(String(decoding: buffer[..<newline], as: UTF8.self))
-                    buffer.removeFirst(newline + 1)
-                }
-                return out
-            }
-            for line in complete { sink.yield(line) }
-        }
-        try process.run()
+        let process = try ChildProcess(Self.binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--log-level", "info"] + extra)
         self.process = process
         var found: Int?
         var seen: [String] = []
-        for await line in lines {
+        let lines = process.lines()
+        var iterator = lines.makeAsyncIterator()
+        while let line = await iterator.next() {
             seen.append(line)
             if line.contains("listening"), let range = line.range(of: "hub.port=") {
                 found = Int(line[range.upperBound...].prefix(while: \.isNumber))
@@ -53,26 +31,28 @@ public final class HubdProcess: Sendable {
             }
         }
         guard let found else {
-            process.terminate()
+            process.signal(SIGKILL)
             throw TestFailure("hubd exited before listening:\n" + seen.joined(separator: "\n"))
         }
         port = found
+        // Keep draining the log so a full pipe can never block hubd.
+        Task { [iterator] in
+            var rest = iterator
+            while await rest.next() != nil {}
+        }
     }
 
     public var client: TestHTTPClient { TestHTTPClient(port: port) }
 
     /// SIGKILL: no chance to flush or clean up, like a power cut for the process (not for the OS).
-    public func kill9() {
-        kill(process.processIdentifier, SIGKILL)
-        process.waitUntilExit()
+    public func kill9() async {
+        process.signal(SIGKILL)
+        _ = await process.wait()
     }
 
     /// SIGTERM, then the exit status.
-    public func terminate() -> Int32 {
-        process.terminate()
-        process.waitUntilExit()
-        return process.terminationStatus
+    public func terminate() async -> Int32 {
+        process.signal(SIGTERM)
+        return await process.wait()
     }
-
-    deinit { if process.isRunning { kill(process.processIdentifier, SIGKILL) } }
 }
