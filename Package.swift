@@ -15,6 +15,7 @@ let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
+let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -29,20 +30,23 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
     ],
     targets: [
         .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
         .target(name: "HubProtocol", dependencies: ["HubCore", nioCore], swiftSettings: strict),
+        .target(name: "HubAuth", dependencies: ["HubCore", crypto], swiftSettings: strict),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "HubSQLite", dependencies: ["HubCore", "CSQLite", nioCore, nioPosix, logging], swiftSettings: strict),
-        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", hummingbird, serviceLifecycle], swiftSettings: strict),
-        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", hummingbird, serviceLifecycle, unixSignals, nioPosix], swiftSettings: strict),
+        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, serviceLifecycle, logging], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", hummingbird, serviceLifecycle, unixSignals, nioPosix], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
         .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),
 
         .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
+        .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
         .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1]),
     ]

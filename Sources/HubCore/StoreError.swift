@@ -20,6 +20,9 @@ public enum StoreError: Error, Sendable, Equatable {
     /// An offset this stream never issued (past its tail).
     case offsetOutOfRange(Offset)
     case payloadTooLarge(limit: Int)
+    case slotNotFound(SlotName)
+    case slotExists(SlotName)
+    case tokenNotFound(String)
     /// The database file was written by a newer hubd.
     case schemaTooNew(found: Int, supported: Int)
     /// Temporarily unable to serve (e.g. database unreachable); safe to retry.

@@ -57,8 +57,12 @@ public struct CreateRequest: Sendable {
     public var fork: ForkPoint?
     /// The initial content: already flattened for JSON streams.
     public var messages: [NewMessage]
-    public init(contentType: ContentType?, expiry: StreamExpiry? = nil, closed: Bool = false, fork: ForkPoint? = nil, messages: [NewMessage] = []) {
+    /// Create the slot if it does not exist (open mode); otherwise a missing slot is `.slotNotFound`.
+    public var createsSlot: Bool
+    public init(contentType: ContentType?, expiry: StreamExpiry? = nil, closed: Bool = false, fork: ForkPoint? = nil, messages: [NewMessage] = [],
+                createsSlot: Bool = true) {
         self.contentType = contentType; self.expiry = expiry; self.closed = closed; self.fork = fork; self.messages = messages
+        self.createsSlot = createsSlot
     }
 }
 

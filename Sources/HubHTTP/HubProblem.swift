@@ -1,4 +1,5 @@
 import HTTPTypes
+import HubAuth
 import HubCore
 import HubProtocol
 import Hummingbird
@@ -53,8 +54,41 @@ extension HubProblem {
         case .offsetOutOfRange(let o):
             self.init(status: .badRequest, code: "invalid-offset", detail: "Offset \(o.wire) is past this stream's tail.")
         case .payloadTooLarge(let limit): self.init(status: .contentTooLarge, code: "payload-too-large", detail: "Limit: \(limit) bytes.")
+        case .slotNotFound(let s): self.init(status: .notFound, code: "slot-not-found", detail: "No slot named '\(s)'.")
+        case .slotExists(let s): self.init(status: .conflict, code: "slot-exists", detail: "A slot named '\(s)' exists.")
+        case .tokenNotFound(let id): self.init(status: .notFound, code: "token-not-found", detail: "No usable token with id '\(id.prefix(64))'.")
         case .schemaTooNew, .backend: self.init(status: .internalServerError, code: "internal")
         case .unavailable: self.init(status: .serviceUnavailable, code: "store-unavailable", headers: [.retryAfter: "1"])
+        }
+    }
+
+    /// 401 for credentials that are missing or no good, 403 for good ones that do not allow this (RFC 6750 §3).
+    init(_ error: AuthError) {
+        let invalidToken: HTTPFields = [.wwwAuthenticate: #"Bearer realm="eventhub", error="invalid_token""#]
+        switch error {
+        case .missingCredentials:
+            self.init(status: .unauthorized, code: "unauthorized", detail: "This needs a bearer token: Authorization: Bearer hub_…",
+                      headers: [.wwwAuthenticate: #"Bearer realm="eventhub""#])
+        case .malformedToken:
+            self.init(status: .unauthorized, code: "invalid-token", detail: "The Authorization header is not a Bearer hub_… token.", headers: invalidToken)
+        case .invalidToken:
+            self.init(status: .unauthorized, code: "invalid-token", detail: "The token is unknown, expired or revoked.", headers: invalidToken)
+        case .tokenInQuery:
+            self.init(status: .unauthorized, code: "token-in-query",
+                      detail: "Tokens in query strings leak into logs; send Authorization: Bearer, or exchange the token for a ticket.",
+                      headers: invalidToken)
+        case .invalidTicket:
+            self.init(status: .unauthorized, code: "invalid-ticket", detail: "The ticket is unknown, used, expired, or for another path.",
+                      headers: invalidToken)
+        case .insufficientScope(let scope):
+            self.init(status: .forbidden, code: "insufficient-scope", detail: "The token lacks the '\(scope.rawValue)' scope.",
+                      headers: [.wwwAuthenticate: #"Bearer realm="eventhub", error="insufficient_scope", scope="\#(scope.rawValue)""#])
+        case .outOfReach:
+            self.init(status: .forbidden, code: "out-of-reach", detail: "The token is limited to another slot or path.",
+                      headers: [.wwwAuthenticate: #"Bearer realm="eventhub", error="insufficient_scope""#])
+        case .rateLimited(let seconds):
+            self.init(status: .tooManyRequests, code: "rate-limited", detail: "Too many requests; retry in \(seconds) s.",
+                      headers: [.retryAfter: String(seconds)])
         }
     }
 

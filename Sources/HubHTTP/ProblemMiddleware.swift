@@ -1,4 +1,5 @@
 import HTTPTypes
+import HubAuth
 import HubCore
 import HubProtocol
 import Hummingbird
@@ -29,6 +30,8 @@ struct ProblemMiddleware: RouterMiddleware {
             }
             return HubProblem(error)
         case let error as ProtocolError:
+            return HubProblem(error)
+        case let error as AuthError:
             return HubProblem(error)
         case is NIOTooManyBytesError:
             return HubProblem(status: .contentTooLarge, code: "payload-too-large", detail: "The request body is larger than this server accepts.")

@@ -15,6 +15,7 @@ struct StreamsController: Sendable {
     let store: any StreamStore
     let reads: StreamReads
     let limits: HTTPLimits
+    let auth: Authenticator
 
     /// Methods the stream routes answer; anything else is a 405 with `Allow`.
     static let allowedMethods: Set<HTTPRequest.Method> = [.put, .post, .get, .head, .delete, .options]
@@ -31,9 +32,11 @@ struct StreamsController: Sendable {
 
     @Sendable func create(_ request: Request, context: HubRequestContext) async throws -> Response {
         let path = try Self.streamPath(request)
+        try await context.authorize(.create, on: path, using: auth)
         let headers = try DSRequestHeaders.create(request.headers.lookup())
         let requestedType = try Self.contentType(request)
         let fork = try headers.forkSource.map { ForkPoint(source: try Self.forkSource($0), offset: headers.forkOffset, subOffset: headers.forkSubOffset) }
+        if let fork { try await context.authorize(.read, on: fork.source, using: auth) }
         let body = try await request.body.collect(upTo: limits.maxBodyBytes)
         var messages: [NewMessage] = []
         if body.readableBytes > 0 {
@@ -42,7 +45,8 @@ struct StreamsController: Sendable {
             messages = try Self.messages(body, type: type, allowEmptyArray: true)
         }
         let outcome = try await store.create(path, CreateRequest(
-            contentType: requestedType, expiry: headers.expiry, closed: headers.closed, fork: fork, messages: messages))
+            contentType: requestedType, expiry: headers.expiry, closed: headers.closed, fork: fork, messages: messages,
+            createsSlot: auth.configuration.mode == .open))
         var fields: HTTPFields = [.contentType: outcome.info.contentType.raw, .streamNextOffset: outcome.info.head.wire]
         if outcome.info.closed { fields[.streamClosed] = "true" }
         if outcome.created { fields[.location] = Self.location(of: path, request: request) }
@@ -63,6 +67,7 @@ struct StreamsController: Sendable {
 
     @Sendable func append(_ request: Request, context: HubRequestContext) async throws -> Response {
         let path = try Self.streamPath(request)
+        try await context.authorize(.append, on: path, using: auth)
         let headers = try DSRequestHeaders.append(request.headers.lookup())
         let body = try await request.body.collect(upTo: limits.maxBodyBytes)
         var contentType: ContentType?
@@ -97,6 +102,7 @@ struct StreamsController: Sendable {
 
     @Sendable func read(_ request: Request, context: HubRequestContext) async throws -> Response {
         let path = try Self.streamPath(request)
+        try await context.authorize(.read, on: path, using: auth)
         let query = request.uri.queryParameters
         let live = query[values: "live"]
         guard live.count <= 1 else { throw ProtocolError.repeatedParameter("live") }
@@ -117,7 +123,9 @@ struct StreamsController: Sendable {
     }
 
     @Sendable func head(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let info = try await store.info(try Self.streamPath(request))
+        let path = try Self.streamPath(request)
+        try await context.authorize(.read, on: path, using: auth)
+        let info = try await store.info(path)
         var fields: HTTPFields = [.contentType: info.contentType.raw, .streamNextOffset: info.head.wire, .cacheControl: "no-store"]
         if info.closed { fields[.streamClosed] = "true" }
         switch info.expiry {
@@ -129,7 +137,9 @@ struct StreamsController: Sendable {
     }
 
     @Sendable func delete(_ request: Request, context: HubRequestContext) async throws -> Response {
-        try await store.delete(try Self.streamPath(request))
+        let path = try Self.streamPath(request)
+        try await context.authorize(.delete, on: path, using: auth)
+        try await store.delete(path)
         return Response(status: .noContent)
     }
 

@@ -57,6 +57,38 @@ enum Migrations {
             PRIMARY KEY(stream_id, producer)
         ) WITHOUT ROWID;
         """,
+        // 2: slot settings, tokens (digests only), the audit log.
+        """
+        ALTER TABLE slots ADD COLUMN max_age_s INTEGER;
+        ALTER TABLE slots ADD COLUMN max_bytes INTEGER;
+        ALTER TABLE slots ADD COLUMN max_records INTEGER;
+        ALTER TABLE slots ADD COLUMN max_message_bytes INTEGER;
+        ALTER TABLE slots ADD COLUMN max_subscribers INTEGER;
+        ALTER TABLE slots ADD COLUMN anonymous_read INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE slots ADD COLUMN anonymous_append INTEGER NOT NULL DEFAULT 0;
+        CREATE TABLE tokens(
+            id TEXT PRIMARY KEY,
+            digest TEXT NOT NULL UNIQUE,
+            slot TEXT,
+            scopes TEXT NOT NULL,
+            prefix TEXT,
+            label TEXT NOT NULL,
+            created_ms INTEGER NOT NULL,
+            expires_ms INTEGER,
+            last_used_ms INTEGER,
+            revoked_ms INTEGER,
+            rotated_from TEXT
+        );
+        CREATE INDEX tokens_slot ON tokens(slot);
+        CREATE TABLE audit(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at_ms INTEGER NOT NULL,
+            actor TEXT NOT NULL,
+            action TEXT NOT NULL,
+            target TEXT NOT NULL,
+            detail TEXT
+        );
+        """,
     ]
 
     /// Brings `db` to the newest schema inside one transaction.

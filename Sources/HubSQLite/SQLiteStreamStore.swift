@@ -23,8 +23,8 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
         }
     }
 
-    private let writer: SQLiteWriter
-    private let readers: SQLiteReaderPool
+    let writer: SQLiteWriter
+    let readers: SQLiteReaderPool
     private let configuration: Configuration
 
     /// Opens (creating if needed) and migrates the database, then starts the writer.
@@ -53,7 +53,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
         await readers.shutdown()
     }
 
-    private static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
     public func create(_ path: StreamPath, _ request: CreateRequest) async throws(StoreError) -> CreateOutcome {
         try await writer.perform { db, changed throws(StoreError) in

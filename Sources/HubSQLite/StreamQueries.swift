@@ -49,7 +49,7 @@ enum StreamQueries {
             try requireSameConfiguration(existing, request)
             return CreateOutcome(created: false, info: existing.info)
         }
-        let slotID = try ensureSlot(db, request: path.slot, nowMs: nowMs)
+        let slotID = try ensureSlot(db, path.slot, creating: request.createsSlot, nowMs: nowMs)
         var contentType = request.contentType ?? .octetStream
         var expiry = request.expiry
         var parent: (id: Int64, head: UInt64)?
@@ -139,8 +139,9 @@ enum StreamQueries {
               Int64(fork?.subOffset ?? 0) == row.forkSubOffset else { throw conflict("it exists with a different fork origin") }
     }
 
-    private static func ensureSlot(_ db: SQLiteConnection, request slot: SlotName, nowMs: Int64) throws(StoreError) -> Int64 {
+    private static func ensureSlot(_ db: SQLiteConnection, _ slot: SlotName, creating: Bool, nowMs: Int64) throws(StoreError) -> Int64 {
         if let id = try db.first("SELECT id FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) { return id }
+        guard creating else { throw .slotNotFound(slot) }
         try run(db, "INSERT INTO slots(name, head_seq, created_ms) VALUES(?, 0, ?)", [.text(slot.rawValue), .int(nowMs)])
         return sqlite3_last_insert_rowid(db.handle)
     }

@@ -16,10 +16,9 @@ public struct Hub: Sendable {
     /// Opens and migrates the store, then assembles the HTTP server. Throws before anything listens when the
     /// store cannot be opened (for example a schema newer than this binary).
     public static func build(_ config: HubConfiguration, logger: Logger) async throws -> Hub {
-        guard config.auth == .open else {
-            throw ConfigurationError("--auth tokens is not available in this build yet; run with --auth open on a trusted network")
+        if config.auth == .open {
+            logger.warning("auth mode is OPEN: anyone who can reach \(config.listenHost):\(config.listenPort) can read, write and delete every stream")
         }
-        logger.warning("auth mode is OPEN: anyone who can reach \(config.listenHost):\(config.listenPort) can read, write and delete every stream")
         do {
             try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
         } catch {
@@ -29,7 +28,9 @@ public struct Hub: Sendable {
         let store = try SQLiteStreamStore(.init(path: config.databasePath, synchronous: config.synchronous), signal: signal)
         logger.info("store open", metadata: ["hub.db": "\(config.databasePath)", "hub.synchronous": "\(config.synchronous.rawValue)"])
 
-        let router = buildRouter(store: store, signal: signal, limits: config.http)
+        if config.auth == .tokens { try await AdminBootstrap.ensureAdminToken(store: store, dataDirectory: config.dataDirectory, logger: logger) }
+        let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens), store: store)
+        let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth)
         let onListening = config.onListening
         let app = Application(
             router: router,

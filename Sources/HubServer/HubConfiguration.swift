@@ -16,7 +16,7 @@ public struct HubConfiguration: Sendable {
     public var listenHost = "127.0.0.1"
     public var listenPort = 4437
     public var dataDirectory = "./data"
-    public var auth = AuthMode.open
+    public var auth = AuthMode.tokens
     public var logLevel = Logger.Level.info
     public var synchronous = SQLiteStreamStore.Synchronous.normal
     public var http = HTTPLimits()

@@ -12,14 +12,16 @@ struct Hubd: AsyncParsableCommand {
             Every option can also be set with a HUB_* environment variable (flags win):
               --listen            HUB_LISTEN             default 127.0.0.1:4437
               --data-dir          HUB_DATA_DIR           default ./data
-              --auth              HUB_AUTH               default open (tokens arrives with the auth issue)
+              --auth              HUB_AUTH               default tokens (open: no auth, for development only)
               --long-poll-timeout HUB_LONG_POLL_TIMEOUT  default 30s
               --log-level         HUB_LOG_LEVEL          default info
               --synchronous       HUB_SYNCHRONOUS        default normal
               --max-body-bytes    HUB_MAX_BODY_BYTES     default 16777216
 
+            In tokens mode the first start writes an admin token to {data-dir}/admin.token (mode 0600).
+
             Examples:
-              hubd                                          # 127.0.0.1:4437, SQLite in ./data
+              hubd                                          # 127.0.0.1:4437, SQLite in ./data, bearer tokens
               hubd --listen 0.0.0.0:4437 --data-dir /var/lib/eventhub --synchronous full
               HUB_LONG_POLL_TIMEOUT=500ms hubd --listen 127.0.0.1:0
 
@@ -29,7 +31,7 @@ struct Hubd: AsyncParsableCommand {
 
     @Option(help: "HTTP listener as HOST:PORT (port 0 picks a free port).") var listen: String?
     @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database.") var dataDir: String?
-    @Option(help: "Auth mode: open.") var auth: String?
+    @Option(help: "Auth mode: tokens (bearer tokens) or open (everything allowed; development only).") var auth: String?
     @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data, e.g. 500ms, 30s.") var longPollTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
     @Option(help: "SQLite synchronous mode: normal (survives kill -9) or full (also survives power loss).") var synchronous: String?

@@ -8,7 +8,7 @@ struct CrashTests {
     @Test("kill -9 during concurrent appends loses no acknowledged append and duplicates none")
     func killNine() async throws {
         let directory = try TemporaryDirectory()
-        let first = try await HubdProcess(dataDirectory: directory.path)
+        let first = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open"])
         let stream = "/v1/stream/crash/log"
         #expect(try await first.client.request(.PUT, stream, headers: [("Content-Type", "application/json")]).status == 201)
 
@@ -33,7 +33,7 @@ struct CrashTests {
             try await group.waitForAll()
         }
 
-        let second = try await HubdProcess(dataDirectory: directory.path)
+        let second = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open"])
         var messages: [String] = []
         var offset = "-1"
         while true {

@@ -1,0 +1,79 @@
+import Crypto
+import HubCore
+
+/// A bearer token secret: `hub_` + 43 base64url characters (256 random bits). The prefix makes leaked tokens easy
+/// to grep for; the fixed length and alphabet are checked before any lookup, so garbage costs no store work.
+/// Only the SHA-256 digest is ever stored; lookups are by digest, so no secret is ever compared byte by byte.
+public struct BearerToken: Sendable, Hashable {
+    public static let prefix = "hub_"
+    public static let length = 47
+
+    public let secret: String
+
+    /// Validates the format; nil for anything that cannot be a token.
+    public init?(parsing text: some StringProtocol) {
+        let bytes = Array(text.utf8)
+        guard bytes.count == Self.length, text.hasPrefix(Self.prefix), bytes.dropFirst(4).allSatisfy(Self.isBase64URL) else { return nil }
+        secret = String(text)
+    }
+
+    /// A fresh token from the system's cryptographic random source.
+    public static func generate() -> BearerToken {
+        var generator = SystemRandomNumberGenerator()
+        let random = (0..<32).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+        return BearerToken(parsing: prefix + Base64URL.encode(random))!
+    }
+
+    /// Lowercase hex SHA-256 of the secret: what the store keeps.
+    public var digest: String { Self.digest(of: secret) }
+
+    public static func digest(of text: String) -> String {
+        SHA256.hash(data: Array(text.utf8)).map { byte in
+            let hex = String(byte, radix: 16)
+            return byte < 16 ? "0" + hex : hex
+        }.joined()
+    }
+
+    /// Parses `Authorization: Bearer <token>` (scheme case-insensitive). nil when the header is not a bearer header.
+    public static func fromAuthorization(_ header: String) -> Substring? {
+        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
+        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
+        return parts[1].drop(while: { $0 == " " })
+    }
+
+    static func isBase64URL(_ b: UInt8) -> Bool {
+        (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || (0x30...0x39).contains(b) || b == 0x2D || b == 0x5F
+    }
+}
+
+/// Random public identifiers (`tok_…`), shown in listings and logs instead of secrets.
+public enum TokenID {
+    public static func generate() -> String {
+        var generator = SystemRandomNumberGenerator()
+        return "tok_" + Base64URL.encode((0..<9).map { _ in UInt8.random(in: .min ... .max, using: &generator) })
+    }
+}
+
+/// base64url without padding (RFC 4648 §5).
+public enum Base64URL {
+    private static let alphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_".utf8)
+
+    public static func encode(_ bytes: [UInt8]) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity((bytes.count * 4 + 2) / 3)
+        var i = 0
+        while i + 3 <= bytes.count {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8 | UInt32(bytes[i + 2])
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)], alphabet[Int(n & 63)]]
+            i += 3
+        }
+        if bytes.count - i == 1 {
+            let n = UInt32(bytes[i]) << 16
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)]]
+        } else if bytes.count - i == 2 {
+            let n = UInt32(bytes[i]) << 16 | UInt32(bytes[i + 1]) << 8
+            out += [alphabet[Int(n >> 18 & 63)], alphabet[Int(n >> 12 & 63)], alphabet[Int(n >> 6 & 63)]]
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

@@ -1,0 +1,93 @@
+import Foundation
+import HubAuth
+import HubCore
+import Synchronization
+
+/// How requests are authenticated (DESIGN §4).
+public struct AuthConfiguration: Sendable {
+    public enum Mode: String, Sendable { case open, tokens }
+    public var mode: Mode
+    /// Accept `?access_token=` (off: tokens in URLs end up in logs and browser history).
+    public var allowQueryTokens: Bool
+    public init(mode: Mode, allowQueryTokens: Bool = false) { self.mode = mode; self.allowQueryTokens = allowQueryTokens }
+}
+
+/// Turns credentials into a `Grant`. Verified tokens are cached by digest, so an authenticated request costs a
+/// dictionary lookup, not a database read; any token or slot mutation clears the caches at once.
+public final class Authenticator: Sendable {
+    public let configuration: AuthConfiguration
+    private let store: any AdminStore
+    private struct Caches {
+        var tokens: [String: TokenRecord] = [:]
+        var slots: [SlotName: SlotSettings?] = [:]
+        var touched: [String: Int64] = [:]
+    }
+    private let caches = Mutex(Caches())
+    /// Minimum interval between two `last_used` writes for one token.
+    static let touchIntervalMs: Int64 = 60_000
+    /// Bound on cached entries, so a flood of distinct tokens cannot grow memory without limit.
+    static let maxCached = 100_000
+
+    public init(configuration: AuthConfiguration, store: any AdminStore) {
+        self.configuration = configuration
+        self.store = store
+    }
+
+    /// The grant for a request's credentials: nil when it carries none (anonymous), `.everything` in open mode.
+    /// Throws for credentials that are present but no good. Length and format are checked before any lookup.
+    public func grant(authorization: String?, queryToken: Bool) async throws -> Grant? {
+        if configuration.mode == .open { return .everything("open") }
+        if queryToken && !configuration.allowQueryTokens { throw AuthError.tokenInQuery }
+        guard let authorization else { return nil }
+        guard let text = BearerToken.fromAuthorization(authorization), let token = BearerToken(parsing: text) else {
+            throw AuthError.malformedToken
+        }
+        return try await grant(for: token)
+    }
+
+    public func grant(for token: BearerToken) async throws -> Grant {
+        let digest = token.digest
+        let now = Self.nowMs
+        var record = caches.withLock { $0.tokens[digest] }
+        if record == nil {
+            record = try await store.token(digest: digest)
+            if let record { caches.withLock { if $0.tokens.count < Self.maxCached { $0.tokens[digest] = record } } }
+        }
+        guard let record, record.isUsable(atMs: now) else { throw AuthError.invalidToken }
+        touch(record.id, now: now)
+        return Grant(record)
+    }
+
+    /// Settings of a slot for anonymous access (nil when the slot does not exist).
+    public func slotSettings(_ slot: SlotName) async throws -> SlotSettings? {
+        if let cached = caches.withLock({ $0.slots[slot] }) { return cached }
+        var settings: SlotSettings?
+        do {
+            settings = try await store.slot(slot).settings
+        } catch {
+            guard case .slotNotFound = error else { throw error }
+            settings = nil
+        }
+        caches.withLock { if $0.slots.count < Self.maxCached { $0.slots[slot] = settings } }
+        return settings
+    }
+
+    /// Called after any admin mutation: the next request re-reads tokens and slots from the store.
+    public func invalidate() {
+        caches.withLock { $0.tokens = [:]; $0.slots = [:] }
+    }
+
+    private func touch(_ id: String, now: Int64) {
+        let due = caches.withLock { caches -> Bool in
+            if let last = caches.touched[id], now - last < Self.touchIntervalMs { return false }
+            if caches.touched.count >= Self.maxCached { caches.touched = [:] }
+            caches.touched[id] = now
+            return true
+        }
+        guard due else { return }
+        let store = self.store
+        Task { try? await store.touchToken(id, atMs: now) }
+    }
+
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+}
