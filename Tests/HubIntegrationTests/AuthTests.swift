@@ -1,0 +1,182 @@
+import Foundation
+import HubServer
+import HubTestSupport
+import NIOHTTP1
+import Testing
+
+/// Runs a hub in tokens mode and hands the test the bootstrap admin token.
+func withTokenHub(_ body: @Sendable (RunningHub, String) async throws -> Void) async throws {
+    try await withRunningHub({ $0.auth = .tokens }) { hub in
+        let admin = try String(contentsOfFile: hub.dataDirectory + "/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        try await body(hub, admin)
+    }
+}
+
+extension RunningHub {
+    func admin(_ method: HTTPMethod, _ path: String, token: String?, json: String? = nil) async throws -> TestResponse {
+        var headers: [(String, String)] = [("Content-Type", "application/json")]
+        if let token { headers.append(("Authorization", "Bearer \(token)")) }
+        return try await client.request(method, "/v1/admin/" + path, headers: headers, body: json)
+    }
+
+    /// Mints a token and returns (id, secret).
+    func mint(_ admin: String, slot: String, scopes: [String], prefix: String? = nil) async throws -> (id: String, secret: String) {
+        let prefixJSON = prefix.map { #","prefix":"\#($0)""# } ?? ""
+        let scopesJSON = scopes.map { "\"\($0)\"" }.joined(separator: ",")
+        let r = try await self.admin(.POST, "tokens", token: admin, json: #"{"slot":"\#(slot)","scopes":[\#(scopesJSON)],"label":"test"\#(prefixJSON)}"#)
+        guard r.status == 201, let doc = try JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [String: Any],
+              let id = doc["id"] as? String, let secret = doc["token"] as? String else { throw TestFailure("mint failed: \(r.status) \(r.text)") }
+        return (id, secret)
+    }
+}
+
+@Suite("Auth: tokens on every surface")
+struct AuthTests {
+    @Test("first start writes an admin token (0600); its secret appears nowhere in the data directory's files")
+    func bootstrap() async throws {
+        try await withTokenHub { hub, admin in
+            let attributes = try FileManager.default.attributesOfItem(atPath: hub.dataDirectory + "/admin.token")
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            #expect(admin.hasPrefix("hub_") && admin.count == 47)
+            _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"grep"}"#)
+            let minted = try await hub.mint(admin, slot: "grep", scopes: ["read"])
+            for file in try FileManager.default.contentsOfDirectory(atPath: hub.dataDirectory) where file != "admin.token" {
+                let data = try Data(contentsOf: URL(fileURLWithPath: hub.dataDirectory + "/" + file))
+                #expect(data.range(of: Data(minted.secret.utf8)) == nil, "secret found in \(file)")
+                #expect(data.range(of: Data(admin.utf8)) == nil, "admin secret found in \(file)")
+            }
+        }
+    }
+
+    @Test("the matrix: every stream operation × no token, malformed, unknown, expired, revoked, wrong slot, wrong scope, right token")
+    func matrix() async throws {
+        try await withTokenHub { hub, admin in
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"acme"}"#).status == 201)
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"other"}"#).status == 201)
+            let all = ["read", "append", "create", "delete"]
+            let right = try await hub.mint(admin, slot: "acme", scopes: all)
+            let otherSlot = try await hub.mint(admin, slot: "other", scopes: all)
+            let readOnly = try await hub.mint(admin, slot: "acme", scopes: ["read"])
+            let revoked = try await hub.mint(admin, slot: "acme", scopes: all)
+            #expect(try await hub.admin(.DELETE, "tokens/\(revoked.id)", token: admin).status == 204)
+            let expiring = try await hub.mint(admin, slot: "acme", scopes: all)
+            #expect(try await hub.admin(.POST, "tokens/\(expiring.id)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+            let unknown = "hub_" + String(repeating: "A", count: 43)
+
+            // Each operation on a fresh stream, so the answer is about auth alone.
+            func attempt(_ op: String, _ authorization: String?) async throws -> TestResponse {
+                let path = "acme/\(uniqueStream())"
+                let setup = [("Authorization", "Bearer \(right.secret)"), textType]
+                if op != "PUT" { _ = try await hub.put(path, setup, body: "x") }
+                var headers = [textType]
+                if let authorization { headers.append(("Authorization", authorization)) }
+                switch op {
+                case "PUT": return try await hub.put(path, headers)
+                case "POST": return try await hub.post(path, headers, body: "y")
+                case "GET": return try await hub.get(path, headers: headers)
+                case "HEAD": return try await hub.client.request(.HEAD, hub.streamURL(path), headers: headers)
+                default: return try await hub.client.request(.DELETE, hub.streamURL(path), headers: headers)
+                }
+            }
+            let expectations: [(String, String?, Int, String?)] = [
+                ("none", nil, 401, nil),
+                ("malformed", "Bearer not-a-token", 401, "invalid_token"),
+                ("basic", "Basic dXNlcjpwYXNz", 401, "invalid_token"),
+                ("unknown", "Bearer \(unknown)", 401, "invalid_token"),
+                ("expired", "Bearer \(expiring.secret)", 401, "invalid_token"),
+                ("revoked", "Bearer \(revoked.secret)", 401, "invalid_token"),
+                ("wrong slot", "Bearer \(otherSlot.secret)", 403, "insufficient_scope"),
+            ]
+            for op in ["PUT", "POST", "GET", "HEAD", "DELETE"] {
+                for (name, authorization, status, error) in expectations {
+                    let r = try await attempt(op, authorization)
+                    #expect(r.status == status, "\(op) with \(name) token: \(r.status)")
+                    if let error { #expect(r.header("WWW-Authenticate")?.contains("error=\"\(error)\"") == true, "\(op) \(name)") }
+                    else { #expect(r.header("WWW-Authenticate")?.hasPrefix("Bearer") == true) }
+                    if op != "HEAD" { #expect(r.header("Content-Type") == "application/problem+json", "\(op) \(name)") }
+                }
+                let scoped = try await attempt(op, "Bearer \(readOnly.secret)")
+                #expect(scoped.status == (op == "GET" || op == "HEAD" ? 200 : 403), "\(op) with a read-only token: \(scoped.status)")
+                let ok = try await attempt(op, "Bearer \(right.secret)")
+                #expect((200...204).contains(ok.status), "\(op) with the right token: \(ok.status)")
+            }
+        }
+    }
+
+    @Test("admin API: needs an admin token; slot admins reach only their slot; bad bodies are 400 and change nothing")
+    func adminAPI() async throws {
+        try await withTokenHub { hub, admin in
+            #expect(try await hub.admin(.GET, "slots", token: nil).status == 401)
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"Bad Name"}"#).status == 400)
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"s1","retention":{"max_age_s":-5}}"#).status == 400)
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: "{not json").status == 400)
+            #expect(try await hub.admin(.GET, "slots", token: admin).text == #"{"items":[]}"#)
+            let created = try await hub.admin(.POST, "slots", token: admin,
+                                              json: #"{"name":"s1","retention":{"max_records":100},"anonymous":{"read":true}}"#)
+            #expect(created.status == 201 && created.text.contains(#""max_records":100"#) && created.text.contains(#""read":true"#))
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"s1"}"#).status == 409)
+            #expect(try await hub.admin(.POST, "tokens", token: admin, json: #"{"slot":"s1","scopes":["fly"],"label":"x"}"#).status == 400)
+            #expect(try await hub.admin(.POST, "tokens", token: admin, json: #"{"slot":"nope","scopes":["read"],"label":"x"}"#).status == 404)
+            #expect(try await hub.admin(.POST, "tokens", token: admin, json: #"{"slot":"s1","scopes":["read"],"label":"x","prefix":"other/x"}"#).status == 400)
+
+            let slotAdmin = try await hub.mint(admin, slot: "s1", scopes: ["admin"])
+            #expect(try await hub.admin(.GET, "slots", token: slotAdmin.secret).text.contains(#""name":"s1""#))
+            #expect(try await hub.admin(.POST, "slots", token: slotAdmin.secret, json: #"{"name":"s2"}"#).status == 403)
+            #expect(try await hub.admin(.POST, "tokens", token: slotAdmin.secret, json: #"{"slot":"*","scopes":["admin"],"label":"escalate"}"#).status == 403)
+            let reader = try await hub.mint(slotAdmin.secret, slot: "s1", scopes: ["read"])
+            #expect(try await hub.admin(.GET, "slots", token: reader.secret).status == 403)
+
+            // Anonymous read on s1 is allowed by the slot flag; anonymous append is not.
+            #expect(try await hub.put("s1/feed", [textType, ("Authorization", "Bearer \(slotAdmin.secret)")], body: "hi").status == 201)
+            #expect(try await hub.get("s1/feed").text == "hi")
+            #expect(try await hub.post("s1/feed", body: "x").status == 401)
+            #expect(try await hub.admin(.PATCH, "slots/s1", token: admin, json: #"{"anonymous":{"read":false}}"#).status == 200)
+            #expect(try await hub.get("s1/feed").status == 401, "the flag change applies at once")
+
+            // Creating a stream in a slot that does not exist is refused in tokens mode.
+            let global = try await hub.mint(admin, slot: "*", scopes: ["create"])
+            #expect(try await hub.put("ghost/x", [textType, ("Authorization", "Bearer \(global.secret)")]).status == 404)
+
+            let streams = try await hub.admin(.GET, "streams?slot=s1", token: admin)
+            #expect(streams.status == 200 && streams.text.contains(#""path":"s1\/feed""#))
+            let audit = try await hub.admin(.GET, "audit", token: admin)
+            #expect(audit.text.contains("slot.create") && audit.text.contains("token.mint") && audit.text.contains("slot.update"))
+            #expect(!audit.text.contains(reader.secret))
+            let tokens = try await hub.admin(.GET, "tokens?slot=s1", token: admin)
+            #expect(tokens.text.contains(reader.id) && !tokens.text.contains(reader.secret), "listings never show secrets")
+            #expect(try await hub.admin(.DELETE, "slots/s1", token: admin).status == 204)
+            #expect(try await hub.get("s1/feed", headers: [("Authorization", "Bearer \(admin)")]).status == 404)
+            #expect(try await hub.get("s1/feed", headers: [("Authorization", "Bearer \(reader.secret)")]).status == 401,
+                    "deleting a slot deletes its tokens")
+        }
+    }
+
+    @Test("rotation keeps the old secret valid only for its overlap window; revocation applies on the next request")
+    func rotation() async throws {
+        try await withTokenHub { hub, admin in
+            _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"rot"}"#)
+            let old = try await hub.mint(admin, slot: "rot", scopes: ["create", "read"])
+            #expect(try await hub.put("rot/a", [textType, ("Authorization", "Bearer \(old.secret)")]).status == 201)
+            let rotated = try await hub.admin(.POST, "tokens/\(old.id)/rotate", token: admin, json: #"{"overlap_s":3600}"#)
+            let doc = try JSONSerialization.jsonObject(with: Data(rotated.text.utf8)) as? [String: Any]
+            let new = try #require(doc?["token"] as? String)
+            #expect(doc?["rotated_from"] as? String == old.id)
+            #expect(try await hub.get("rot/a", headers: [("Authorization", "Bearer \(old.secret)")]).status == 200, "inside the overlap")
+            #expect(try await hub.get("rot/a", headers: [("Authorization", "Bearer \(new)")]).status == 200)
+            let newID = try #require(doc?["id"] as? String)
+            #expect(try await hub.admin(.POST, "tokens/\(newID)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+            #expect(try await hub.get("rot/a", headers: [("Authorization", "Bearer \(new)")]).status == 401, "no overlap: gone at once")
+            #expect(try await hub.admin(.DELETE, "tokens/\(old.id)", token: admin).status == 204)
+            #expect(try await hub.get("rot/a", headers: [("Authorization", "Bearer \(old.secret)")]).status == 401)
+            #expect(try await hub.admin(.DELETE, "tokens/\(old.id)", token: admin).status == 404)
+        }
+    }
+
+    @Test("tokens in query strings are refused")
+    func queryTokens() async throws {
+        try await withTokenHub { hub, admin in
+            let r = try await hub.client.request(.GET, "/v1/admin/slots?access_token=\(admin)")
+            #expect(r.status == 401 && r.text.contains("token-in-query"))
+        }
+    }
+}
