@@ -8,9 +8,12 @@ public struct Grant: Sendable, Hashable {
     public let scopes: Set<Scope>
     public let prefix: String?
     public let expiresAtMs: Int64?
+    /// The prefix names exactly one stream (tickets), not a subtree.
+    public let exactPath: Bool
 
-    public init(tokenID: String, slot: SlotName?, scopes: Set<Scope>, prefix: String?, expiresAtMs: Int64?) {
+    public init(tokenID: String, slot: SlotName?, scopes: Set<Scope>, prefix: String?, expiresAtMs: Int64?, exactPath: Bool = false) {
         self.tokenID = tokenID; self.slot = slot; self.scopes = scopes; self.prefix = prefix; self.expiresAtMs = expiresAtMs
+        self.exactPath = exactPath
     }
 
     public init(_ token: TokenRecord) {
@@ -31,6 +34,7 @@ public struct Grant: Sendable, Hashable {
         if let slot, slot != path.slot { return false }
         if let prefix {
             let p = path.rawValue
+            if exactPath { return p == prefix }
             // A prefix matches whole segments: "acme/orders" reaches "acme/orders" and "acme/orders/eu", not "acme/orders2".
             guard p == prefix || p.hasPrefix(prefix.hasSuffix("/") ? prefix : prefix + "/") else { return false }
         }

@@ -1,9 +1,15 @@
 import HubAuth
 import Hummingbird
+import NIOCore
 
-/// The per-request context: the caller's grant once `AuthMiddleware` has run (nil: anonymous).
-public struct HubRequestContext: RequestContext {
+/// The per-request context: the caller's address, and its grant once `AuthMiddleware` has run (nil: anonymous).
+public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var grant: Grant?
-    public init(source: Source) { coreContext = .init(source: source) }
+    public let remoteAddress: SocketAddress?
+
+    public init(source: Source) {
+        coreContext = .init(source: source)
+        remoteAddress = source.channel.remoteAddress
+    }
 }

@@ -2,16 +2,25 @@ import HubCore
 import Hummingbird
 
 /// Builds the router: response headers outermost, then problem rendering, then method checks and the routes.
+/// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
+///   file permissions are the authentication).
 public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeSignal, limits: HTTPLimits,
-                        auth: Authenticator) -> Router<HubRequestContext> {
+                        auth: Authenticator, localAdmin: Bool = false) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware())
     router.add(middleware: ProblemMiddleware())
     router.add(middleware: StreamMethodsMiddleware())
-    router.add(middleware: AuthMiddleware(authenticator: auth))
+    let tickets = TicketBook()
+    if localAdmin {
+        router.add(middleware: LocalAdminMiddleware())
+    } else {
+        router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets, tokenLimiter: RateLimiter(rate: auth.configuration.tokenRate),
+                                              addressLimiter: RateLimiter(rate: auth.configuration.addressRate)))
+    }
     HealthController(store: store).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth).addRoutes(to: router)
     AdminController(store: store, auth: auth).addRoutes(to: router)
+    TicketsController(tickets: tickets).addRoutes(to: router)
     return router
 }

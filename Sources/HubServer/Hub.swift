@@ -5,6 +5,7 @@ import HubSQLite
 import Hummingbird
 import Logging
 import ServiceLifecycle
+import Synchronization
 import UnixSignals
 
 /// The composition root: the only place that names concrete backends. `hubd` runs it, and so do integration tests
@@ -29,23 +30,38 @@ public struct Hub: Sendable {
         logger.info("store open", metadata: ["hub.db": "\(config.databasePath)", "hub.synchronous": "\(config.synchronous.rawValue)"])
 
         if config.auth == .tokens { try await AdminBootstrap.ensureAdminToken(store: store, dataDirectory: config.dataDirectory, logger: logger) }
-        let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens), store: store)
+        let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens, allowQueryTokens: config.allowQueryTokens,
+                                                                  tokenRate: config.rateLimitToken, addressRate: config.rateLimitAddress), store: store)
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth)
-        let onListening = config.onListening
+        // Ready (for tests now, systemd later) once every listener is up: the HTTP port and the admin socket.
+        let ready = ListenerGate(expected: config.adminSocketPath == nil ? 1 : 2, onReady: config.onListening)
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "hubd"),
             onServerRunning: { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)"])
-                onListening?(port)
+                ready.arrived(port: port)
             },
             logger: logger)
+        var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
+        if let socket = config.adminSocketPath {
+            // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
+            unlink(socket)
+            let local = Application(
+                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, localAdmin: true),
+                configuration: .init(address: .unixDomainSocket(path: socket), serverName: "hubd"),
+                onServerRunning: { _ in
+                    chmod(socket, 0o600)
+                    logger.info("admin socket", metadata: ["hub.socket": "\(socket)"])
+                    ready.arrived(port: nil)
+                },
+                logger: logger)
+            servers.append(.init(service: local))
+        }
         var groupConfig = ServiceGroupConfiguration(
-            services: [
-                .init(service: StoreService(store: store)),
-                .init(service: app),
-                // Last in the list, so stopped first: live responses end before the server drains requests.
+            services: [.init(service: StoreService(store: store))] + servers + [
+                // Last in the list, so stopped first: live responses end before the servers drain requests.
                 .init(service: LiveShutdownService(signal: signal)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
@@ -73,5 +89,23 @@ struct LiveShutdownService: Service {
     func run() async throws {
         try? await gracefulShutdown()
         signal.shutdown()
+    }
+}
+
+/// Calls `onReady` with the HTTP port once `expected` listeners have reported.
+final class ListenerGate: Sendable {
+    private let state: Mutex<(count: Int, port: Int?)> = Mutex((0, nil))
+    private let expected: Int
+    private let onReady: (@Sendable (Int) -> Void)?
+
+    init(expected: Int, onReady: (@Sendable (Int) -> Void)?) { self.expected = expected; self.onReady = onReady }
+
+    func arrived(port: Int?) {
+        let done = state.withLock { state -> Int? in
+            state.count += 1
+            if let port { state.port = port }
+            return state.count == expected ? state.port ?? 0 : nil
+        }
+        if let done { onReady?(done) }
     }
 }

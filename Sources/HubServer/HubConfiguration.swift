@@ -20,6 +20,14 @@ public struct HubConfiguration: Sendable {
     public var logLevel = Logger.Level.info
     public var synchronous = SQLiteStreamStore.Synchronous.normal
     public var http = HTTPLimits()
+    /// Requests per second per token (bursts of twice that); 0 = unlimited.
+    public var rateLimitToken: Double = 10_000
+    /// Requests per second per client address, for anonymous requests and failed credentials; 0 = unlimited.
+    public var rateLimitAddress: Double = 200
+    /// Accept `?access_token=` in URLs (tokens there leak into logs and browser history).
+    public var allowQueryTokens = false
+    /// The local admin unix socket; nil = `{data-dir}/admin.sock`, empty = none.
+    public var adminSocket: String?
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
     public var shutdownGrace: Duration = .seconds(10)
     /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).
@@ -28,6 +36,10 @@ public struct HubConfiguration: Sendable {
     public init() {}
 
     public var databasePath: String { dataDirectory + "/hub.db" }
+    public var adminSocketPath: String? {
+        guard let adminSocket else { return dataDirectory + "/admin.sock" }
+        return adminSocket.isEmpty ? nil : adminSocket
+    }
 }
 
 /// A configuration value that cannot be used. `hubd` prints it and exits 78 (EX_CONFIG).
@@ -39,7 +51,8 @@ public struct ConfigurationError: Error, CustomStringConvertible, Equatable {
 extension HubConfiguration {
     /// The options every source can set, by their flag name (without `--`). The environment name is
     /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
-    public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes"]
+    public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes",
+                                     "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -85,6 +98,20 @@ extension HubConfiguration {
         if let (v, source) = value("max-body-bytes") {
             guard let n = Int(v), n >= 1024, n <= 1 << 30 else { throw ConfigurationError("\(source): '\(v)' is not a byte count from 1024 to 1073741824") }
             config.http.maxBodyBytes = n
+        }
+        if let (v, _) = value("admin-socket") {
+            guard v.utf8.count < 104 else { throw ConfigurationError("--admin-socket: '\(v)' is longer than a unix socket path may be (103 bytes)") }
+            config.adminSocket = v
+        }
+        for (option, keyPath) in [("rate-limit-token", \HubConfiguration.rateLimitToken), ("rate-limit-address", \HubConfiguration.rateLimitAddress)] {
+            if let (v, source) = value(option) {
+                guard let n = Double(v), n >= 0, n <= 10_000_000 else { throw ConfigurationError("\(source): '\(v)' is not a request rate per second (0 = unlimited)") }
+                config[keyPath: keyPath] = n
+            }
+        }
+        if let (v, source) = value("allow-query-tokens") {
+            guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
+            config.allowQueryTokens = flag
         }
         return config
     }

@@ -17,6 +17,10 @@ struct Hubd: AsyncParsableCommand {
               --log-level         HUB_LOG_LEVEL          default info
               --synchronous       HUB_SYNCHRONOUS        default normal
               --max-body-bytes    HUB_MAX_BODY_BYTES     default 16777216
+              --admin-socket      HUB_ADMIN_SOCKET       default {data-dir}/admin.sock ('' = none)
+              --rate-limit-token  HUB_RATE_LIMIT_TOKEN   default 10000 requests/s per token (0 = off)
+              --rate-limit-address HUB_RATE_LIMIT_ADDRESS default 200 requests/s per address, anonymous (0 = off)
+              --allow-query-tokens HUB_ALLOW_QUERY_TOKENS default false
 
             In tokens mode the first start writes an admin token to {data-dir}/admin.token (mode 0600).
 
@@ -36,13 +40,19 @@ struct Hubd: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
     @Option(help: "SQLite synchronous mode: normal (survives kill -9) or full (also survives power loss).") var synchronous: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger ones get 413.") var maxBodyBytes: String?
+    @Option(name: .customLong("admin-socket"), help: "Local admin unix socket (file permissions are the auth); '' for none.") var adminSocket: String?
+    @Option(name: .customLong("rate-limit-token"), help: "Requests per second per token (0 = unlimited).") var rateLimitToken: String?
+    @Option(name: .customLong("rate-limit-address"), help: "Requests per second per client address for anonymous requests (0 = unlimited).")
+    var rateLimitAddress: String?
+    @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= (true/false); prefer tickets.") var allowQueryTokens: String?
 
     /// Resolves the configuration, builds the hub and runs it until SIGTERM/SIGINT.
     func run() async throws {
         var flags: [String: String] = [:]
         flags["listen"] = listen; flags["data-dir"] = dataDir; flags["auth"] = auth
         flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
-        flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes
+        flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
+        flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         let config: HubConfiguration
         do {
             config = try HubConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)

@@ -5,8 +5,9 @@ import NIOHTTP1
 import Testing
 
 /// Runs a hub in tokens mode and hands the test the bootstrap admin token.
-func withTokenHub(_ body: @Sendable (RunningHub, String) async throws -> Void) async throws {
-    try await withRunningHub({ $0.auth = .tokens }) { hub in
+func withTokenHub(_ configure: @escaping (inout HubConfiguration) -> Void = { _ in },
+                  _ body: @Sendable (RunningHub, String) async throws -> Void) async throws {
+    try await withRunningHub({ $0.auth = .tokens; configure(&$0) }) { hub in
         let admin = try String(contentsOfFile: hub.dataDirectory + "/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
         try await body(hub, admin)
     }
@@ -40,7 +41,7 @@ struct AuthTests {
             #expect(admin.hasPrefix("hub_") && admin.count == 47)
             _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"grep"}"#)
             let minted = try await hub.mint(admin, slot: "grep", scopes: ["read"])
-            for file in try FileManager.default.contentsOfDirectory(atPath: hub.dataDirectory) where file != "admin.token" {
+            for file in try FileManager.default.contentsOfDirectory(atPath: hub.dataDirectory) where file.hasPrefix("hub.db") {
                 let data = try Data(contentsOf: URL(fileURLWithPath: hub.dataDirectory + "/" + file))
                 #expect(data.range(of: Data(minted.secret.utf8)) == nil, "secret found in \(file)")
                 #expect(data.range(of: Data(admin.utf8)) == nil, "admin secret found in \(file)")
@@ -177,6 +178,59 @@ struct AuthTests {
         try await withTokenHub { hub, admin in
             let r = try await hub.client.request(.GET, "/v1/admin/slots?access_token=\(admin)")
             #expect(r.status == 401 && r.text.contains("token-in-query"))
+        }
+    }
+
+    @Test("tickets: a token buys a single-use ticket for one path and scope; it works once, only there")
+    func tickets() async throws {
+        try await withTokenHub { hub, admin in
+            _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"tk"}"#)
+            let writer = try await hub.mint(admin, slot: "tk", scopes: ["create", "read"])
+            #expect(try await hub.put("tk/feed", [textType, ("Authorization", "Bearer \(writer.secret)")], body: "hello").status == 201)
+            #expect(try await hub.put("tk/other", [textType, ("Authorization", "Bearer \(writer.secret)")], body: "x").status == 201)
+            let issued = try await hub.client.request(.POST, "/v1/tickets", headers: [("Authorization", "Bearer \(writer.secret)")],
+                                                      body: #"{"path":"/v1/stream/tk/feed","scope":"read"}"#)
+            #expect(issued.status == 201)
+            let ticket = try #require((try JSONSerialization.jsonObject(with: Data(issued.text.utf8)) as? [String: Any])?["ticket"] as? String)
+            #expect(try await hub.get("tk/other", "ticket=\(ticket)").status == 403, "bound to one path (and used up by trying)")
+            let again = try await hub.client.request(.POST, "/v1/tickets", headers: [("Authorization", "Bearer \(writer.secret)")],
+                                                     body: #"{"path":"tk/feed"}"#)
+            let second = try #require((try JSONSerialization.jsonObject(with: Data(again.text.utf8)) as? [String: Any])?["ticket"] as? String)
+            #expect(try await hub.get("tk/feed", "ticket=\(second)").text == "hello")
+            #expect(try await hub.get("tk/feed", "ticket=\(second)").status == 401, "single use")
+            #expect(try await hub.post("tk/feed", [textType], body: "x").status == 401)
+            let noAppend = try await hub.client.request(.POST, "/v1/tickets", headers: [("Authorization", "Bearer \(writer.secret)")],
+                                                        body: #"{"path":"tk/feed","scope":"append"}"#)
+            #expect(noAppend.status == 403, "a ticket never grants more than its token")
+            #expect(try await hub.client.request(.POST, "/v1/tickets", body: #"{"path":"tk/feed"}"#).status == 401)
+        }
+    }
+
+    @Test("rate limits: anonymous requests per address, authenticated ones per token, 429 with Retry-After")
+    func rateLimits() async throws {
+        try await withTokenHub({ $0.rateLimitAddress = 1; $0.rateLimitToken = 2 }) { hub, admin in
+            var statuses: [Int] = []
+            for _ in 0..<4 { statuses.append(try await hub.get("nobody/x").status) }
+            #expect(statuses.contains(401) && statuses.last == 429)
+            let limited = try await hub.get("nobody/x")
+            #expect(limited.status == 429 && Int(limited.header("Retry-After") ?? "") ?? 0 >= 1)
+            var adminStatuses: [Int] = []
+            for _ in 0..<6 { adminStatuses.append(try await hub.admin(.GET, "slots", token: admin).status) }
+            #expect(adminStatuses.first == 200 && adminStatuses.last == 429, "\(adminStatuses)")
+        }
+    }
+
+    @Test("the local admin socket: admin without a token, for the socket's owner only")
+    func adminSocket() async throws {
+        try await withTokenHub { hub, _ in
+            let socket = hub.dataDirectory + "/admin.sock"
+            let attributes = try FileManager.default.attributesOfItem(atPath: socket)
+            #expect((attributes[.posixPermissions] as? Int) == 0o600)
+            let local = TestHTTPClient(unixSocket: socket)
+            let created = try await local.request(.POST, "/v1/admin/slots", headers: [("Content-Type", "application/json")], body: #"{"name":"viasocket"}"#)
+            #expect(created.status == 201)
+            let audit = try await local.request(.GET, "/v1/admin/audit")
+            #expect(audit.text.contains(#""actor":"local""#))
         }
     }
 }

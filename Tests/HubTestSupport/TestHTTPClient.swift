@@ -18,8 +18,11 @@ public struct TestResponse: Sendable {
 public struct TestHTTPClient: Sendable {
     public let host: String
     public let port: Int
+    /// When set, connect to this unix socket instead of host:port.
+    public let unixSocket: String?
 
-    public init(host: String = "127.0.0.1", port: Int) { self.host = host; self.port = port }
+    public init(host: String = "127.0.0.1", port: Int) { self.host = host; self.port = port; self.unixSocket = nil }
+    public init(unixSocket: String) { self.host = "localhost"; self.port = 0; self.unixSocket = unixSocket }
 
     public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
         try await request(method, path, headers: headers, bytes: body.map { ByteBuffer(string: $0) })
@@ -63,13 +66,15 @@ public struct TestHTTPClient: Sendable {
     }
 
     private func connect() async throws -> NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart> {
-        try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connect(host: host, port: port) { channel in
-                channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHTTPClientHandlers()
-                    return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
-                }
+        let bootstrap = ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+        let setup: @Sendable (any Channel) -> EventLoopFuture<NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>> = { channel in
+            channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHTTPClientHandlers()
+                return try NIOAsyncChannel<HTTPClientResponsePart, HTTPClientRequestPart>(wrappingChannelSynchronously: channel)
             }
+        }
+        if let unixSocket { return try await bootstrap.connect(unixDomainSocketPath: unixSocket, channelInitializer: setup) }
+        return try await bootstrap.connect(host: host, port: port, channelInitializer: setup)
     }
 
     private func send(_ method: HTTPMethod, _ path: String, headers: [(String, String)], body: ByteBuffer?,

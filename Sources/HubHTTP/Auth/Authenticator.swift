@@ -9,7 +9,14 @@ public struct AuthConfiguration: Sendable {
     public var mode: Mode
     /// Accept `?access_token=` (off: tokens in URLs end up in logs and browser history).
     public var allowQueryTokens: Bool
-    public init(mode: Mode, allowQueryTokens: Bool = false) { self.mode = mode; self.allowQueryTokens = allowQueryTokens }
+    /// Requests per second per token (bursts of twice that); 0 = unlimited.
+    public var tokenRate: Double
+    /// Requests per second per client address for anonymous requests and failed credentials; 0 = unlimited.
+    public var addressRate: Double
+
+    public init(mode: Mode, allowQueryTokens: Bool = false, tokenRate: Double = 10_000, addressRate: Double = 200) {
+        self.mode = mode; self.allowQueryTokens = allowQueryTokens; self.tokenRate = tokenRate; self.addressRate = addressRate
+    }
 }
 
 /// Turns credentials into a `Grant`. Verified tokens are cached by digest, so an authenticated request costs a
