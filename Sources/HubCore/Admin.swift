@@ -126,4 +126,12 @@ public protocol AdminStore: Sendable {
 
     func streams(slot: SlotName?, limit: Int) async throws(StoreError) -> [StreamSummary]
     func audit(limit: Int) async throws(StoreError) -> [AuditEntry]
+    /// Records an admin action that changed nothing in the store itself (a backup, say).
+    func recordAudit(actor: String, action: String, target: String) async throws(StoreError)
+}
+
+/// Optional: a store that can write a consistent copy of itself while writes continue (`as?`-discovered).
+public protocol OnlineBackup: Sendable {
+    /// Writes the copy to `path`, which must not exist. Returns the copy's size in bytes.
+    func backup(to path: String) async throws(StoreError) -> Int64
 }

@@ -23,6 +23,8 @@ public enum StoreError: Error, Sendable, Equatable {
     case slotNotFound(SlotName)
     case slotExists(SlotName)
     case tokenNotFound(String)
+    /// An online backup could not be written (the reason is safe to show an admin).
+    case backupFailed(String)
     /// The database file was written by a newer hubd.
     case schemaTooNew(found: Int, supported: Int)
     /// Temporarily unable to serve (e.g. database unreachable); safe to retry.

@@ -5,7 +5,7 @@ import Hummingbird
 /// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
 ///   file permissions are the authentication).
 public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeSignal, limits: HTTPLimits,
-                        auth: Authenticator, localAdmin: Bool = false) -> Router<HubRequestContext> {
+                        auth: Authenticator, facts: ServerFacts, localAdmin: Bool = false) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware())
     router.add(middleware: ProblemMiddleware())
@@ -20,7 +20,7 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
     HealthController(store: store).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth).addRoutes(to: router)
-    AdminController(store: store, auth: auth).addRoutes(to: router)
+    AdminController(store: store, auth: auth, facts: facts).addRoutes(to: router)
     TicketsController(tickets: tickets).addRoutes(to: router)
     return router
 }

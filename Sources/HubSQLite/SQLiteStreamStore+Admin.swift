@@ -117,4 +117,10 @@ extension SQLiteStreamStore: AdminStore {
             }
         }
     }
+
+    public func recordAudit(actor: String, action: String, target: String) async throws(StoreError) {
+        try await writer.perform { db, _ throws(StoreError) in
+            try AdminQueries.audit(db, actor: actor, action: action, target: target, nowMs: Self.nowMs)
+        }
+    }
 }

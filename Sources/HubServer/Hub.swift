@@ -32,7 +32,9 @@ public struct Hub: Sendable {
         if config.auth == .tokens { try await AdminBootstrap.ensureAdminToken(store: store, dataDirectory: config.dataDirectory, logger: logger) }
         let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens, allowQueryTokens: config.allowQueryTokens,
                                                                   tokenRate: config.rateLimitToken, addressRate: config.rateLimitAddress), store: store)
-        let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth)
+        let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
+                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount })
+        let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts)
         // Ready (for tests now, systemd later) once every listener is up: the HTTP port and the admin socket.
         let ready = ListenerGate(expected: config.adminSocketPath == nil ? 1 : 2, onReady: config.onListening)
         let app = Application(
@@ -49,7 +51,7 @@ public struct Hub: Sendable {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
             unlink(socket)
             let local = Application(
-                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, localAdmin: true),
+                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, localAdmin: true),
                 configuration: .init(address: .unixDomainSocket(path: socket), serverName: "hubd"),
                 onServerRunning: { _ in
                     chmod(socket, 0o600)

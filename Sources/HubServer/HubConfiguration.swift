@@ -36,6 +36,18 @@ public struct HubConfiguration: Sendable {
     public init() {}
 
     public var databasePath: String { dataDirectory + "/hub.db" }
+    /// The effective configuration by option name, as `--print-config` and `GET /v1/admin/config` show it.
+    /// Nothing here is secret yet; secrets (database URLs with passwords) will be redacted here.
+    public var effective: [String: String] {
+        [
+            "listen": "\(listenHost):\(listenPort)", "data-dir": dataDirectory, "auth": auth.rawValue,
+            "long-poll-timeout": "\(http.longPollTimeout)", "log-level": logLevel.rawValue, "synchronous": synchronous.rawValue,
+            "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
+            "rate-limit-token": String(rateLimitToken), "rate-limit-address": String(rateLimitAddress),
+            "allow-query-tokens": String(allowQueryTokens),
+        ]
+    }
+
     public var adminSocketPath: String? {
         guard let adminSocket else { return dataDirectory + "/admin.sock" }
         return adminSocket.isEmpty ? nil : adminSocket

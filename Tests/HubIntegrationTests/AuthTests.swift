@@ -233,4 +233,35 @@ struct AuthTests {
             #expect(audit.text.contains(#""actor":"local""#))
         }
     }
+
+    @Test("stats, config and an online backup taken while appends continue")
+    func operations() async throws {
+        try await withTokenHub { hub, admin in
+            _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"ops"}"#)
+            let auth = ("Authorization", "Bearer \(admin)")
+            #expect(try await hub.put("ops/log", [textType, auth], body: "a").status == 201)
+            let stats = try await hub.admin(.GET, "stats", token: admin)
+            #expect(stats.status == 200 && stats.text.contains(#""slots":1"#) && stats.text.contains(#""streams":1"#))
+            let config = try await hub.admin(.GET, "config", token: admin)
+            #expect(config.text.contains(#""auth":"tokens""#) && !config.text.contains("hub_"))
+            #expect(try await hub.admin(.POST, "backup", token: admin, json: #"{"path":"relative.db"}"#).status == 422)
+            let target = hub.dataDirectory + "/backup-\(uniqueStream()).db"
+            let appender = Task {
+                for i in 0..<200 { _ = try await hub.post("ops/log", [textType, auth], body: "\(i);") }
+            }
+            let backup = try await hub.admin(.POST, "backup", token: admin, json: #"{"path":"\#(target)"}"#)
+            try await appender.value
+            #expect(backup.status == 201, "\(backup.text)")
+            #expect(try await hub.admin(.POST, "backup", token: admin, json: #"{"path":"\#(target)"}"#).status == 422, "never overwrites")
+            #expect(try await hub.admin(.GET, "audit", token: admin).text.contains(#""action":"backup""#))
+            // The copy is a complete, consistent database that a hub can open.
+            let copyDir = hub.dataDirectory + "/restore-\(uniqueStream())"
+            try FileManager.default.createDirectory(atPath: copyDir, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: target, toPath: copyDir + "/hub.db")
+            try await withRunningHub({ $0.auth = .open; $0.dataDirectory = copyDir }) { restored in
+                let text = try await restored.get("ops/log").text
+                #expect(text.hasPrefix("a"), "the stream as of the snapshot: \(text.prefix(20))")
+            }
+        }
+    }
 }

@@ -11,6 +11,7 @@ import NIOCore
 struct AdminController: Sendable {
     let store: any StreamStore & AdminStore
     let auth: Authenticator
+    let facts: ServerFacts
     /// Admin bodies are small documents.
     static let maxBodyBytes = 64 << 10
     static let maxLabel = 200
@@ -30,6 +31,9 @@ struct AdminController: Sendable {
         admin.get("streams", use: listStreams)
         admin.get("streams/**", use: showStream)
         admin.get("audit", use: listAudit)
+        admin.get("stats", use: stats)
+        admin.get("config", use: config)
+        admin.post("backup", use: backup)
     }
 
     // MARK: Slots
@@ -150,6 +154,49 @@ struct AdminController: Sendable {
         guard grant.slot == nil else { throw AuthError.outOfReach }
         let limit = min(Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100, 1000)
         return try Self.json(ListDocument(items: try await store.audit(limit: max(1, limit)).map(AuditDocument.init)))
+    }
+
+    // MARK: Operations
+
+    struct StatsDocument: Encodable {
+        var version: String
+        var uptimeS: Int64
+        var slots: Int
+        var streams: Int64
+        var records: Int64
+        var bytes: Int64
+        var liveReadersWaiting: Int
+    }
+
+    @Sendable func stats(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        let slots = try await store.slots().filter { grant.reaches(slot: $0.name) }
+        return try Self.json(StatsDocument(version: facts.version, uptimeS: (Self.nowMs - facts.startedAtMs) / 1000, slots: slots.count,
+                                           streams: slots.reduce(0) { $0 + $1.streams }, records: slots.reduce(0) { $0 + $1.records },
+                                           bytes: slots.reduce(0) { $0 + $1.bytes }, liveReadersWaiting: facts.liveReaders()))
+    }
+
+    @Sendable func config(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        guard grant.slot == nil else { throw AuthError.outOfReach }
+        return try Self.json(facts.effectiveConfig)
+    }
+
+    struct BackupRequest: Decodable { var path: String }
+    struct BackupDocument: Encodable { var path: String; var bytes: Int64 }
+
+    /// An online copy of the store while writes continue. The path is on the server's filesystem, written as the
+    /// server's user: global admins only.
+    @Sendable func backup(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        guard grant.slot == nil else { throw AuthError.outOfReach }
+        let body = try await Self.decode(BackupRequest.self, request)
+        guard let backup = store as? any OnlineBackup else {
+            throw HubProblem(status: .notImplemented, code: "backup-unsupported", detail: "This store is backed up with its own tools.")
+        }
+        let bytes = try await backup.backup(to: body.path)
+        try await store.recordAudit(actor: grant.tokenID, action: "backup", target: body.path)
+        return try Self.json(BackupDocument(path: body.path, bytes: bytes), status: .created)
     }
 
     // MARK: Helpers
