@@ -9,6 +9,7 @@
 # catchup  catch-up read throughput: wrk GETs of a 10 000-message stream from its start
 # memory   hubd RSS after storing >= 1 GiB of records, then idle after a restart
 # store    store-only appends (no HTTP): StoreBench
+# auth     the same publish run with --auth open and with --auth tokens and a minted token (auth overhead)
 # Server and load generator are pinned to CPU 0 and CPU 1 (SERVER_CPUS / LOADGEN_CPUS).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -82,6 +83,24 @@ if [[ $what == all || $what == memory ]]; then
     for s in $(seq 0 7); do :; done
   } | tee "$OUT/memory.txt"
   stop_hubd; rm -rf "$dir"
+fi
+
+if [[ $what == all || $what == auth ]]; then
+  for mode in open tokens open tokens; do
+    dir=$(mktemp -d); start_hubd "$dir" --auth "$mode"
+    token=none
+    if [ "$mode" = tokens ]; then
+      admin=$(cat "$dir/admin.token")
+      curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' localhost:$PORT/v1/admin/slots -d '{"name":"bench"}' >/dev/null
+      token=$(curl -sf -X POST -H "Authorization: Bearer $admin" -H 'Content-Type: application/json' localhost:$PORT/v1/admin/tokens \
+          -d '{"slot":"bench","scopes":["create","append"],"label":"bench"}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+    fi
+    pin "$LG" publish --pid "$(cat "$OUT/hubd.pid")" --label "eventhub-$mode" --tag "auth-$mode" --header "Authorization: Bearer $token" \
+        --stream-name "bench/s{i}" --create-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --create-header 'Content-Type: application/json' \
+        --pub-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --content-type application/json \
+        --publishers 4 --streams 1 --size 100 --duration 10s | tee -a "$OUT/auth.txt" | grep -E "acknowledged|CPU \(cores\)"
+    stop_hubd; rm -rf "$dir"
+  done
 fi
 
 if [[ $what == all || $what == store ]]; then

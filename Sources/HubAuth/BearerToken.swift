@@ -12,8 +12,8 @@ public struct BearerToken: Sendable, Hashable {
 
     /// Validates the format; nil for anything that cannot be a token.
     public init?(parsing text: some StringProtocol) {
-        let bytes = Array(text.utf8)
-        guard bytes.count == Self.length, text.hasPrefix(Self.prefix), bytes.dropFirst(4).allSatisfy(Self.isBase64URL) else { return nil }
+        let utf8 = text.utf8
+        guard utf8.count == Self.length, text.hasPrefix(Self.prefix), utf8.dropFirst(4).allSatisfy(Self.isBase64URL) else { return nil }
         secret = String(text)
     }
 
@@ -28,17 +28,28 @@ public struct BearerToken: Sendable, Hashable {
     public var digest: String { Self.digest(of: secret) }
 
     public static func digest(of text: String) -> String {
-        SHA256.hash(data: Array(text.utf8)).map { byte in
-            let hex = String(byte, radix: 16)
-            return byte < 16 ? "0" + hex : hex
-        }.joined()
+        var text = text
+        let hash = text.withUTF8 { SHA256.hash(data: $0) }
+        return String(unsafeUninitializedCapacity: SHA256.byteCount * 2) { buffer in
+            var i = 0
+            for byte in hash {
+                buffer[i] = hexDigits[Int(byte >> 4)]
+                buffer[i + 1] = hexDigits[Int(byte & 0x0F)]
+                i += 2
+            }
+            return i
+        }
     }
+
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// Parses `Authorization: Bearer <token>` (scheme case-insensitive). nil when the header is not a bearer header.
     public static func fromAuthorization(_ header: String) -> Substring? {
-        let parts = header.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: true)
-        guard parts.count == 2, parts[0].lowercased() == "bearer" else { return nil }
-        return parts[1].drop(while: { $0 == " " })
+        guard let space = header.firstIndex(of: " ") else { return nil }
+        let scheme = header[..<space]
+        guard scheme.count == 6, scheme.lowercased() == "bearer" else { return nil }
+        let credentials = header[header.index(after: space)...].drop(while: { $0 == " " })
+        return credentials.isEmpty ? nil : credentials
     }
 
     static func isBase64URL(_ b: UInt8) -> Bool {

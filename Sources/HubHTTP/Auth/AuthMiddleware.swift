@@ -20,12 +20,13 @@ struct AuthMiddleware: RouterMiddleware {
             context.grant = .everything("open")
             return try await next(request, context)
         }
-        let query = request.uri.queryParameters
+        // Most requests carry no query at all: parse it only when there is one.
+        let query = request.uri.query == nil ? nil : request.uri.queryParameters
         do {
-            if let ticket = query["ticket"] {
+            if let ticket = query?["ticket"] {
                 context.grant = try tickets.redeem(String(ticket), nowMs: Int64(Date().timeIntervalSince1970 * 1000))
             } else {
-                context.grant = try await authenticator.grant(authorization: request.headers[.authorization], queryToken: query.has("access_token"))
+                context.grant = try await authenticator.grant(authorization: request.headers[.authorization], queryToken: query?.has("access_token") ?? false)
             }
         } catch {
             try limitAddress(context)  // failed credentials count against the address: no free guessing

@@ -25,7 +25,7 @@ public final class Authenticator: Sendable {
     public let configuration: AuthConfiguration
     private let store: any AdminStore
     private struct Caches {
-        var tokens: [String: TokenRecord] = [:]
+        var tokens: [String: Grant] = [:]
         var slots: [SlotName: SlotSettings?] = [:]
         var touched: [String: Int64] = [:]
     }
@@ -55,14 +55,18 @@ public final class Authenticator: Sendable {
     public func grant(for token: BearerToken) async throws -> Grant {
         let digest = token.digest
         let now = Self.nowMs
-        var record = caches.withLock { $0.tokens[digest] }
-        if record == nil {
-            record = try await store.token(digest: digest)
-            if let record { caches.withLock { if $0.tokens.count < Self.maxCached { $0.tokens[digest] = record } } }
+        // Cached grants are of tokens that were usable when read; revocation and rotation clear the cache, and
+        // expiry is checked here on every use.
+        if let grant = caches.withLock({ $0.tokens[digest] }) {
+            guard grant.expiresAtMs.map({ now < $0 }) ?? true else { throw AuthError.invalidToken }
+            touch(grant.tokenID, now: now)
+            return grant
         }
-        guard let record, record.isUsable(atMs: now) else { throw AuthError.invalidToken }
+        guard let record = try await store.token(digest: digest), record.isUsable(atMs: now) else { throw AuthError.invalidToken }
+        let grant = Grant(record)
+        caches.withLock { if $0.tokens.count < Self.maxCached { $0.tokens[digest] = grant } }
         touch(record.id, now: now)
-        return Grant(record)
+        return grant
     }
 
     /// Settings of a slot for anonymous access (nil when the slot does not exist).
