@@ -21,12 +21,15 @@ public struct TokenRecord: Sendable, Hashable {
     public var revokedAtMs: Int64?
     /// The token this one replaced by rotation.
     public var rotatedFrom: String?
+    /// The client address of the last recorded use.
+    public var lastUsedAddress: String?
 
     public init(id: String, digest: String, slot: SlotName?, scopes: Set<Scope>, prefix: String?, label: String, createdAtMs: Int64,
-                expiresAtMs: Int64?, lastUsedAtMs: Int64? = nil, revokedAtMs: Int64? = nil, rotatedFrom: String? = nil) {
+                expiresAtMs: Int64?, lastUsedAtMs: Int64? = nil, revokedAtMs: Int64? = nil, rotatedFrom: String? = nil,
+                lastUsedAddress: String? = nil) {
         self.id = id; self.digest = digest; self.slot = slot; self.scopes = scopes; self.prefix = prefix; self.label = label
         self.createdAtMs = createdAtMs; self.expiresAtMs = expiresAtMs; self.lastUsedAtMs = lastUsedAtMs; self.revokedAtMs = revokedAtMs
-        self.rotatedFrom = rotatedFrom
+        self.rotatedFrom = rotatedFrom; self.lastUsedAddress = lastUsedAddress
     }
 
     public func isUsable(atMs now: Int64) -> Bool {
@@ -120,7 +123,7 @@ public protocol AdminStore: Sendable {
     func rotateToken(_ id: String, replacement: TokenRecord, overlapUntilMs: Int64, actor: String) async throws(StoreError)
     func revokeToken(_ id: String, actor: String) async throws(StoreError)
     /// Records use; callers throttle it (at most once a minute per token).
-    func touchToken(_ id: String, atMs: Int64) async throws(StoreError)
+    func touchToken(_ id: String, atMs: Int64, address: String?) async throws(StoreError)
     /// True when any usable global admin token exists (first-start bootstrap).
     func hasGlobalAdminToken() async throws(StoreError) -> Bool
 

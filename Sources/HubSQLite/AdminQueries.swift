@@ -76,21 +76,21 @@ enum AdminQueries {
 
     // MARK: Tokens
 
-    static let tokenColumns = "id, digest, slot, scopes, prefix, label, created_ms, expires_ms, last_used_ms, revoked_ms, rotated_from"
+    static let tokenColumns = "id, digest, slot, scopes, prefix, label, created_ms, expires_ms, last_used_ms, revoked_ms, rotated_from, last_used_addr"
 
     static func token(_ s: Statement) throws(StoreError) -> TokenRecord {
         let slotText = s.optionalText(2)
         let scopes = Set(s.text(3).split(separator: ",").compactMap { Scope(rawValue: String($0)) })
         return TokenRecord(id: s.text(0), digest: s.text(1), slot: slotText.flatMap { SlotName($0) }, scopes: scopes, prefix: s.optionalText(4),
                            label: s.text(5), createdAtMs: s.int(6), expiresAtMs: s.optionalInt(7), lastUsedAtMs: s.optionalInt(8),
-                           revokedAtMs: s.optionalInt(9), rotatedFrom: s.optionalText(10))
+                           revokedAtMs: s.optionalInt(9), rotatedFrom: s.optionalText(10), lastUsedAddress: s.optionalText(11))
     }
 
     static func insertToken(_ db: SQLiteConnection, _ t: TokenRecord, actor: String, nowMs: Int64, action: String = "token.mint") throws(StoreError) {
         if let slot = t.slot, try db.first("SELECT 1 FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) == nil {
             throw .slotNotFound(slot)
         }
-        try StreamQueries.run(db, "INSERT INTO tokens(\(tokenColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?)", [
+        try StreamQueries.run(db, "INSERT INTO tokens(\(tokenColumns)) VALUES(?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL, ?, NULL)", [
             .text(t.id), .text(t.digest), .optional(t.slot?.rawValue), .text(t.scopes.map(\.rawValue).sorted().joined(separator: ",")),
             .optional(t.prefix), .text(t.label), .int(t.createdAtMs), .optional(t.expiresAtMs), .optional(t.rotatedFrom),
         ])

@@ -76,6 +76,7 @@ enum Migrations {
             created_ms INTEGER NOT NULL,
             expires_ms INTEGER,
             last_used_ms INTEGER,
+            last_used_addr TEXT,
             revoked_ms INTEGER,
             rotated_from TEXT
         );

@@ -78,9 +78,9 @@ extension SQLiteStreamStore: AdminStore {
         }
     }
 
-    public func touchToken(_ id: String, atMs: Int64) async throws(StoreError) {
+    public func touchToken(_ id: String, atMs: Int64, address: String?) async throws(StoreError) {
         try await writer.perform { db, _ throws(StoreError) in
-            try StreamQueries.run(db, "UPDATE tokens SET last_used_ms = ? WHERE id = ?", [.int(atMs), .text(id)])
+            try StreamQueries.run(db, "UPDATE tokens SET last_used_ms = ?, last_used_addr = ? WHERE id = ?", [.int(atMs), .optional(address), .text(id)])
         }
     }
 

@@ -71,6 +71,7 @@ struct TokenDocument: Codable {
     var createdAt: String
     var expiresAt: String?
     var lastUsedAt: String?
+    var lastUsedAddress: String?
     var revokedAt: String?
     var rotatedFrom: String?
 
@@ -79,6 +80,7 @@ struct TokenDocument: Codable {
         createdAt = RFC3339.format(millisecondsSince1970: t.createdAtMs)
         expiresAt = t.expiresAtMs.map { RFC3339.format(millisecondsSince1970: $0) }
         lastUsedAt = t.lastUsedAtMs.map { RFC3339.format(millisecondsSince1970: $0) }
+        lastUsedAddress = t.lastUsedAddress
         revokedAt = t.revokedAtMs.map { RFC3339.format(millisecondsSince1970: $0) }
         rotatedFrom = t.rotatedFrom
     }

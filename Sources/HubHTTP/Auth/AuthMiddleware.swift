@@ -26,7 +26,8 @@ struct AuthMiddleware: RouterMiddleware {
             if let ticket = query?["ticket"] {
                 context.grant = try tickets.redeem(String(ticket), nowMs: Int64(Date().timeIntervalSince1970 * 1000))
             } else {
-                context.grant = try await authenticator.grant(authorization: request.headers[.authorization], queryToken: query?.has("access_token") ?? false)
+                context.grant = try await authenticator.grant(authorization: request.headers[.authorization], queryToken: query?.has("access_token") ?? false,
+                                                              address: context.remoteAddress?.ipAddress)
             }
         } catch {
             try limitAddress(context)  // failed credentials count against the address: no free guessing

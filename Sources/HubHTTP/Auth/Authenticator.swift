@@ -42,30 +42,30 @@ public final class Authenticator: Sendable {
 
     /// The grant for a request's credentials: nil when it carries none (anonymous), `.everything` in open mode.
     /// Throws for credentials that are present but no good. Length and format are checked before any lookup.
-    public func grant(authorization: String?, queryToken: Bool) async throws -> Grant? {
+    public func grant(authorization: String?, queryToken: Bool, address: String?) async throws -> Grant? {
         if configuration.mode == .open { return .everything("open") }
         if queryToken && !configuration.allowQueryTokens { throw AuthError.tokenInQuery }
         guard let authorization else { return nil }
         guard let text = BearerToken.fromAuthorization(authorization), let token = BearerToken(parsing: text) else {
             throw AuthError.malformedToken
         }
-        return try await grant(for: token)
+        return try await grant(for: token, address: address)
     }
 
-    public func grant(for token: BearerToken) async throws -> Grant {
+    public func grant(for token: BearerToken, address: String?) async throws -> Grant {
         let digest = token.digest
         let now = Self.nowMs
         // Cached grants are of tokens that were usable when read; revocation and rotation clear the cache, and
         // expiry is checked here on every use.
         if let grant = caches.withLock({ $0.tokens[digest] }) {
             guard grant.expiresAtMs.map({ now < $0 }) ?? true else { throw AuthError.invalidToken }
-            touch(grant.tokenID, now: now)
+            touch(grant.tokenID, now: now, address: address)
             return grant
         }
         guard let record = try await store.token(digest: digest), record.isUsable(atMs: now) else { throw AuthError.invalidToken }
         let grant = Grant(record)
         caches.withLock { if $0.tokens.count < Self.maxCached { $0.tokens[digest] = grant } }
-        touch(record.id, now: now)
+        touch(record.id, now: now, address: address)
         return grant
     }
 
@@ -88,7 +88,7 @@ public final class Authenticator: Sendable {
         caches.withLock { $0.tokens = [:]; $0.slots = [:] }
     }
 
-    private func touch(_ id: String, now: Int64) {
+    private func touch(_ id: String, now: Int64, address: String?) {
         let due = caches.withLock { caches -> Bool in
             if let last = caches.touched[id], now - last < Self.touchIntervalMs { return false }
             if caches.touched.count >= Self.maxCached { caches.touched = [:] }
@@ -97,7 +97,7 @@ public final class Authenticator: Sendable {
         }
         guard due else { return }
         let store = self.store
-        Task { try? await store.touchToken(id, atMs: now) }
+        Task { try? await store.touchToken(id, atMs: now, address: address) }
     }
 
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
