@@ -41,9 +41,9 @@ public struct HubConfiguration: Sendable {
     public var effective: [String: String] {
         [
             "listen": "\(listenHost):\(listenPort)", "data-dir": dataDirectory, "auth": auth.rawValue,
-            "long-poll-timeout": "\(http.longPollTimeout)", "log-level": logLevel.rawValue, "synchronous": synchronous.rawValue,
+            "long-poll-timeout": Self.formatDuration(http.longPollTimeout), "log-level": logLevel.rawValue, "synchronous": synchronous.rawValue,
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
-            "rate-limit-token": String(rateLimitToken), "rate-limit-address": String(rateLimitAddress),
+            "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
             "allow-query-tokens": String(allowQueryTokens),
         ]
     }
@@ -70,13 +70,15 @@ extension HubConfiguration {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
     }
 
-    /// Layers `flags` over `environment` over defaults and validates every value.
-    public static func resolve(flags: [String: String], environment: [String: String]) throws(ConfigurationError) -> HubConfiguration {
+    /// Layers `flags` over `environment` over the configuration `file` over defaults, and validates every value.
+    public static func resolve(flags: [String: String], environment: [String: String], file: [String: String] = [:],
+                               fileName: String = "the configuration file") throws(ConfigurationError) -> HubConfiguration {
         var config = HubConfiguration()
         func value(_ option: String) -> (String, String)? {
             if let v = flags[option] { return (v, "--\(option)") }
             let env = environmentName(of: option)
             if let v = environment[env], !v.isEmpty { return (v, env) }
+            if let v = file[option] { return (v, "\(fileName): \(option)") }
             return nil
         }
         if let (v, source) = value("listen") {
@@ -142,6 +144,16 @@ extension HubConfiguration {
         }
         guard !host.isEmpty, let p = Int(port), (0...65535).contains(p) else { return nil }
         return (String(host), p)
+    }
+
+    /// The inverse of `parseDuration` for what it produced: `30s`, `500ms`.
+    static func formatDuration(_ d: Duration) -> String {
+        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
+    }
+
+    static func formatRate(_ rate: Double) -> String {
+        rate == rate.rounded() ? String(Int64(rate)) : String(rate)
     }
 
     /// `500ms`, `30s`, `2m`, `1h` (a bare number is seconds).

@@ -9,7 +9,9 @@ struct Hubd: AsyncParsableCommand {
         commandName: "hubd",
         abstract: "EventHub: a durable event hub (Durable Streams over HTTP, SSE, long-poll).",
         discussion: """
-            Every option can also be set with a HUB_* environment variable (flags win):
+            Every option can also be set in the YAML configuration file (same names) or with a HUB_* environment
+            variable; flags win over the environment, the environment over the file:
+              --config            HUB_CONFIG             default /etc/eventhub/hub.yaml if it exists
               --listen            HUB_LISTEN             default 127.0.0.1:4437
               --data-dir          HUB_DATA_DIR           default ./data
               --auth              HUB_AUTH               default tokens (open: no auth, for development only)
@@ -33,6 +35,9 @@ struct Hubd: AsyncParsableCommand {
             """,
         version: HubVersion.current)
 
+    @Option(help: "YAML configuration file (default /etc/eventhub/hub.yaml if present).") var config: String?
+    @Flag(name: .customLong("print-config"), help: "Print the effective configuration (secrets redacted) and exit.") var printConfig = false
+    @Flag(name: .customLong("check-config"), help: "Validate the configuration and exit: 0 if usable, 78 if not.") var checkConfig = false
     @Option(help: "HTTP listener as HOST:PORT (port 0 picks a free port).") var listen: String?
     @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database.") var dataDir: String?
     @Option(help: "Auth mode: tokens (bearer tokens) or open (everything allowed; development only).") var auth: String?
@@ -53,12 +58,25 @@ struct Hubd: AsyncParsableCommand {
         flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
         flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
+        let environment = ProcessInfo.processInfo.environment
         let config: HubConfiguration
         do {
-            config = try HubConfiguration.resolve(flags: flags, environment: ProcessInfo.processInfo.environment)
+            var file: [String: String] = [:]
+            let path = self.config ?? environment["HUB_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+                ?? (FileManager.default.fileExists(atPath: ConfigurationFile.defaultPath) ? ConfigurationFile.defaultPath : nil)
+            if let path { file = try ConfigurationFile.load(path: path) }
+            config = try HubConfiguration.resolve(flags: flags, environment: environment, file: file, fileName: path ?? "")
         } catch {
             FileHandle.standardError.write(Data("hubd: configuration error: \(error)\n".utf8))
             throw ExitCode(78)
+        }
+        if printConfig {
+            print(config.effective.sorted { $0.key < $1.key }.map { "\($0.key): \(Self.yamlQuoted($0.value))" }.joined(separator: "\n"))
+            return
+        }
+        if checkConfig {
+            FileHandle.standardError.write(Data("hubd: configuration OK\n".utf8))
+            return
         }
         let level = config.logLevel
         LoggingSystem.bootstrap { label in
@@ -78,5 +96,10 @@ struct Hubd: AsyncParsableCommand {
             throw ExitCode(1)
         }
         try await hub.run()
+    }
+
+    /// A YAML scalar that reads back as the same string.
+    static func yamlQuoted(_ value: String) -> String {
+        "\"" + value.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "\"", with: "\\\"") + "\""
     }
 }

@@ -1,0 +1,44 @@
+import Foundation
+import Yams
+
+/// The YAML configuration file (`/etc/eventhub/hub.yaml`): a flat mapping whose keys are the option names
+/// (`listen`, `data-dir`, …) and whose values are scalars. Unknown keys are errors, not silently ignored:
+/// a typo must not fall back to a default unnoticed.
+public enum ConfigurationFile {
+    public static let defaultPath = "/etc/eventhub/hub.yaml"
+
+    /// The options the file sets, as text, ready for `HubConfiguration.resolve(file:)`.
+    public static func load(path: String) throws(ConfigurationError) -> [String: String] {
+        let text: String
+        do {
+            text = try String(contentsOfFile: path, encoding: .utf8)
+        } catch {
+            throw ConfigurationError("cannot read \(path): \(error.localizedDescription)")
+        }
+        return try parse(text, source: path)
+    }
+
+    public static func parse(_ text: String, source: String) throws(ConfigurationError) -> [String: String] {
+        let node: Node?
+        do {
+            node = try Yams.compose(yaml: text)
+        } catch {
+            throw ConfigurationError("\(source): not valid YAML: \(error)")
+        }
+        guard let node else { return [:] }  // empty or comments only
+        guard let mapping = node.mapping else { throw ConfigurationError("\(source): expected key: value lines at the top level") }
+        var values: [String: String] = [:]
+        for (keyNode, valueNode) in mapping {
+            guard let key = keyNode.string else { throw ConfigurationError("\(source): keys must be option names") }
+            let line = keyNode.mark.map { " (line \($0.line))" } ?? ""
+            guard HubConfiguration.optionNames.contains(key) else {
+                throw ConfigurationError("\(source)\(line): unknown key '\(key)'; known keys: \(HubConfiguration.optionNames.joined(separator: ", "))")
+            }
+            guard let scalar = valueNode.scalar else { throw ConfigurationError("\(source)\(line): '\(key)' must be a single value") }
+            // `~`/`null` means "not set here": the default (or the environment) applies.
+            if valueNode.tag.rawValue == Tag.Name.null.rawValue { continue }
+            values[key] = scalar.string
+        }
+        return values
+    }
+}

@@ -1,0 +1,66 @@
+import Foundation
+import HubServer
+import HubTestSupport
+import Testing
+
+@Suite("Configuration: file, environment, flags")
+struct ConfigurationTests {
+    @Test("flags beat the environment, which beats the file, which beats the defaults")
+    func layering() throws {
+        let file = ["listen": "0.0.0.0:1", "log-level": "debug", "synchronous": "full"]
+        let env = ["HUB_LISTEN": "127.0.0.1:2", "HUB_LOG_LEVEL": "warning"]
+        let config = try HubConfiguration.resolve(flags: ["listen": "127.0.0.1:3"], environment: env, file: file)
+        #expect(config.listenPort == 3 && config.logLevel == .warning && config.synchronous == .full && config.auth == .tokens)
+    }
+
+    @Test("the shipped etc/hub.yaml parses, and every key in it is an option")
+    func shippedFile() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+            .appendingPathComponent("etc/hub.yaml").path
+        let values = try ConfigurationFile.load(path: path)
+        #expect(Set(values.keys) == Set(HubConfiguration.optionNames), "the shipped file documents every option")
+        let config = try HubConfiguration.resolve(flags: [:], environment: [:], file: values)
+        #expect(config.listenHost == "0.0.0.0" && config.dataDirectory == "/var/lib/eventhub")
+    }
+
+    @Test("--print-config output reads back as the same configuration")
+    func roundTrip() throws {
+        let original = try HubConfiguration.resolve(flags: ["long-poll-timeout": "1500ms", "rate-limit-address": "0"], environment: [:])
+        let text = original.effective.map { "\($0.key): \"\($0.value)\"" }.joined(separator: "\n")
+        let again = try HubConfiguration.resolve(flags: [:], environment: [:], file: ConfigurationFile.parse(text, source: "printed"))
+        #expect(again.effective == original.effective)
+    }
+
+    @Test("bad files and values are refused with the key and line")
+    func errors() {
+        #expect(throws: ConfigurationError.self) { try ConfigurationFile.parse("lisen: 1\n", source: "f") }
+        #expect(throws: ConfigurationError.self) { try ConfigurationFile.parse("- a\n- b\n", source: "f") }
+        #expect(throws: ConfigurationError.self) { try ConfigurationFile.parse("listen: [1, 2]\n", source: "f") }
+        #expect(throws: ConfigurationError.self) { try ConfigurationFile.parse("listen: \"unterminated\n", source: "f") }
+        #expect(throws: ConfigurationError.self) { try HubConfiguration.resolve(flags: [:], environment: ["HUB_AUTH": "maybe"]) }
+        #expect(throws: ConfigurationError.self) { try HubConfiguration.resolve(flags: ["long-poll-timeout": "soon"], environment: [:]) }
+        #expect(throws: ConfigurationError.self) { try HubConfiguration.resolve(flags: ["listen": "nohost"], environment: [:]) }
+        #expect((try? ConfigurationFile.parse("# only comments\n", source: "f")) == [:])
+        do {
+            _ = try ConfigurationFile.parse("listen: 1\nbogus: 2\n", source: "hub.yaml")
+        } catch {
+            #expect(error.description.contains("hub.yaml (line 2): unknown key 'bogus'"))
+        }
+    }
+
+    @Test("hubd --check-config exits 78 on a bad file and 0 on a good one")
+    func checkConfig() async throws {
+        let directory = try TemporaryDirectory()
+        let bad = directory.path + "/bad.yaml", good = directory.path + "/good.yaml"
+        try "listen: nowhere\n".write(toFile: bad, atomically: true, encoding: .utf8)
+        try "listen: 127.0.0.1:0\nauth: open\n".write(toFile: good, atomically: true, encoding: .utf8)
+        let failing = try ChildProcess(HubdProcess.binary, ["--config", bad, "--check-config"])
+        var output: [String] = []
+        for await line in failing.lines() { output.append(line) }
+        #expect(await failing.wait() == 78)
+        #expect(output.joined().contains("listen"))
+        let passing = try ChildProcess(HubdProcess.binary, ["--config", good, "--check-config"])
+        for await _ in passing.lines() {}
+        #expect(await passing.wait() == 0)
+    }
+}
