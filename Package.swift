@@ -40,8 +40,10 @@ let package = Package(
         .target(name: "HubAuth", dependencies: ["HubCore", crypto], swiftSettings: strict),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "HubSQLite", dependencies: ["HubCore", "CSQLite", nioCore, nioPosix, logging], swiftSettings: strict),
+        .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
+        .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
         .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, serviceLifecycle, logging], swiftSettings: strict),
-        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", hummingbird, serviceLifecycle, unixSignals, nioPosix, yams], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, serviceLifecycle, unixSignals, nioPosix, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
         .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),

@@ -14,8 +14,7 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
     if localAdmin {
         router.add(middleware: LocalAdminMiddleware())
     } else {
-        router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets, tokenLimiter: RateLimiter(rate: auth.configuration.tokenRate),
-                                              addressLimiter: RateLimiter(rate: auth.configuration.addressRate)))
+        router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets))
     }
     HealthController(store: store).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits)

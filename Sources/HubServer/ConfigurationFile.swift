@@ -42,3 +42,16 @@ public enum ConfigurationFile {
         return values
     }
 }
+
+extension HubConfiguration {
+    /// Reads every source: the file (`configPath`, else `HUB_CONFIG`, else /etc/eventhub/hub.yaml when it exists),
+    /// the environment and the flags. The result can `reload` itself from the same sources (SIGHUP).
+    public static func load(flags: [String: String], configPath: String?, environment: [String: String]) throws(ConfigurationError) -> HubConfiguration {
+        let path = configPath ?? environment["HUB_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
+            ?? (FileManager.default.fileExists(atPath: ConfigurationFile.defaultPath) ? ConfigurationFile.defaultPath : nil)
+        let file = try path.map { path throws(ConfigurationError) in try ConfigurationFile.load(path: path) } ?? [:]
+        var config = try resolve(flags: flags, environment: environment, file: file, fileName: path ?? "")
+        config.reload = { try load(flags: flags, configPath: path, environment: environment) }
+        return config
+    }
+}

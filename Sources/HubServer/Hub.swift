@@ -2,6 +2,7 @@ import Foundation
 import HubCore
 import HubHTTP
 import HubSQLite
+import HubSystemd
 import Hummingbird
 import Logging
 import ServiceLifecycle
@@ -35,8 +36,13 @@ public struct Hub: Sendable {
         let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
                                 effectiveConfig: config.effective, liveReaders: { signal.waiterCount })
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts)
-        // Ready (for tests now, systemd later) once every listener is up: the HTTP port and the admin socket.
-        let ready = ListenerGate(expected: config.adminSocketPath == nil ? 1 : 2, onReady: config.onListening)
+        // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
+        let notifier = SystemdNotifier()
+        let onListening = config.onListening
+        let ready = ListenerGate(expected: config.adminSocketPath == nil ? 1 : 2) { port in
+            notifier.send(.ready, .status("serving on \(config.listenHost):\(port)"))
+            onListening?(port)
+        }
         let app = Application(
             router: router,
             configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "hubd"),
@@ -63,8 +69,14 @@ public struct Hub: Sendable {
         }
         var groupConfig = ServiceGroupConfiguration(
             services: [.init(service: StoreService(store: store))] + servers + [
+                .init(service: WatchdogService(notifier: notifier) { "serving; \(signal.waiterCount) live readers waiting" }),
+                .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
+                    config.logLevel.value = reloaded.logLevel.value
+                    auth.tokenLimiter.update(rate: reloaded.rateLimitToken)
+                    auth.addressLimiter.update(rate: reloaded.rateLimitAddress)
+                }),
                 // Last in the list, so stopped first: live responses end before the servers drain requests.
-                .init(service: LiveShutdownService(signal: signal)),
+                .init(service: LiveShutdownService(signal: signal, notifier: notifier)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
@@ -85,12 +97,41 @@ struct StoreService: Service {
     }
 }
 
-/// On graceful shutdown, ends every long-poll and SSE response so the HTTP server can drain quickly.
+/// On graceful shutdown, tells systemd (STOPPING=1) and ends every long-poll and SSE response so the HTTP server
+/// can drain quickly.
 struct LiveShutdownService: Service {
     let signal: any ChangeSignal
+    let notifier: SystemdNotifier
     func run() async throws {
         try? await gracefulShutdown()
+        notifier.send(.stopping, .status("shutting down"))
         signal.shutdown()
+    }
+}
+
+/// SIGHUP: re-reads the configuration and applies what can change while running (log level, rate limits), with
+/// RELOADING=1 … READY=1 around it. A bad new configuration is logged and the running one kept.
+struct ReloadService: Service {
+    let notifier: SystemdNotifier
+    let logger: Logger
+    let reload: (@Sendable () throws -> HubConfiguration)?
+    let apply: @Sendable (HubConfiguration) -> Void
+
+    func run() async throws {
+        let hangups = await UnixSignalsSequence(trapping: .sighup)
+        for await _ in hangups.cancelOnGracefulShutdown() {
+            notifier.send(.reloading)
+            do {
+                guard let reload else { throw ConfigurationError("this hubd was started without a configuration source to re-read") }
+                let configuration = try reload()
+                apply(configuration)
+                logger.notice("configuration reloaded", metadata: ["hub.log-level": "\(configuration.logLevel.value)"])
+                notifier.send(.ready, .status("configuration reloaded"))
+            } catch {
+                logger.error("reload failed; keeping the running configuration", metadata: ["error": "\(error)"])
+                notifier.send(.ready, .status("reload failed: \(error)"))
+            }
+        }
     }
 }
 

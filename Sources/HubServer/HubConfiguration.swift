@@ -17,7 +17,8 @@ public struct HubConfiguration: Sendable {
     public var listenPort = 4437
     public var dataDirectory = "./data"
     public var auth = AuthMode.tokens
-    public var logLevel = Logger.Level.info
+    /// Shared with the log handler, so a reload changes the level of every logger at once.
+    public var logLevel = LogLevelBox(.info)
     public var synchronous = SQLiteStreamStore.Synchronous.normal
     public var http = HTTPLimits()
     /// Requests per second per token (bursts of twice that); 0 = unlimited.
@@ -32,6 +33,8 @@ public struct HubConfiguration: Sendable {
     public var shutdownGrace: Duration = .seconds(10)
     /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).
     public var onListening: (@Sendable (Int) -> Void)?
+    /// Re-resolves the configuration from its sources (SIGHUP); nil when there is nothing to re-read.
+    public var reload: (@Sendable () throws -> HubConfiguration)?
 
     public init() {}
 
@@ -41,7 +44,7 @@ public struct HubConfiguration: Sendable {
     public var effective: [String: String] {
         [
             "listen": "\(listenHost):\(listenPort)", "data-dir": dataDirectory, "auth": auth.rawValue,
-            "long-poll-timeout": Self.formatDuration(http.longPollTimeout), "log-level": logLevel.rawValue, "synchronous": synchronous.rawValue,
+            "long-poll-timeout": Self.formatDuration(http.longPollTimeout), "log-level": logLevel.value.rawValue, "synchronous": synchronous.rawValue,
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
             "allow-query-tokens": String(allowQueryTokens),
@@ -103,7 +106,7 @@ extension HubConfiguration {
             guard let level = Logger.Level(rawValue: v) else {
                 throw ConfigurationError("\(source): '\(v)' is not one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
             }
-            config.logLevel = level
+            config.logLevel = LogLevelBox(level)
         }
         if let (v, source) = value("synchronous") {
             guard let mode = SQLiteStreamStore.Synchronous(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not normal or full") }

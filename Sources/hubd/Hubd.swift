@@ -58,14 +58,9 @@ struct Hubd: AsyncParsableCommand {
         flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
         flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
-        let environment = ProcessInfo.processInfo.environment
         let config: HubConfiguration
         do {
-            var file: [String: String] = [:]
-            let path = self.config ?? environment["HUB_CONFIG"].flatMap { $0.isEmpty ? nil : $0 }
-                ?? (FileManager.default.fileExists(atPath: ConfigurationFile.defaultPath) ? ConfigurationFile.defaultPath : nil)
-            if let path { file = try ConfigurationFile.load(path: path) }
-            config = try HubConfiguration.resolve(flags: flags, environment: environment, file: file, fileName: path ?? "")
+            config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)
         } catch {
             FileHandle.standardError.write(Data("hubd: configuration error: \(error)\n".utf8))
             throw ExitCode(78)
@@ -79,11 +74,7 @@ struct Hubd: AsyncParsableCommand {
             return
         }
         let level = config.logLevel
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        LoggingSystem.bootstrap { label in HubLogHandler(label: label, level: level) }
         let logger = Logger(label: "hubd")
         let hub: Hub
         do {

@@ -10,7 +10,8 @@ public final class ChildProcess: @unchecked Sendable {
     private let status = NSCondition()
     private var exitStatus: Int32?
 
-    public init(_ executable: String, _ arguments: [String]) throws {
+    /// - Parameter environment: variables added to (or replacing) this process's environment for the child.
+    public init(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) throws {
         var fds: [Int32] = [0, 0]
         guard pipe(&fds) == 0 else { throw TestFailure("pipe failed: \(errno)") }
         var actions = posix_spawn_file_actions_t()
@@ -22,8 +23,12 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_addclose(&actions, fds[1])
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
+        var merged = ProcessInfo.processInfo.environment
+        merged.merge(environment) { $1 }
+        let envp: [UnsafeMutablePointer<CChar>?] = merged.map { strdup("\($0.key)=\($0.value)") } + [nil]
+        defer { for entry in envp { free(entry) } }
         var child: pid_t = 0
-        let rc = posix_spawn(&child, executable, &actions, nil, argv, environ)
+        let rc = posix_spawn(&child, executable, &actions, nil, argv, envp)
         close(fds[1])
         guard rc == 0 else {
             close(fds[0])

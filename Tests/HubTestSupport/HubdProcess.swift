@@ -13,11 +13,12 @@ public final class HubdProcess: Sendable {
     }
 
     /// Starts `hubd --listen 127.0.0.1:0 --data-dir <dir> <extra>` and returns once it logged its port.
-    public init(dataDirectory: String, arguments extra: [String] = []) async throws {
+    public init(dataDirectory: String, arguments extra: [String] = [], environment: [String: String] = [:]) async throws {
         guard FileManager.default.isExecutableFile(atPath: Self.binary) else {
             throw TestFailure("no hubd binary at \(Self.binary); run `swift build` first or set HUBD_BINARY")
         }
-        let process = try ChildProcess(Self.binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--log-level", "info"] + extra)
+        let process = try ChildProcess(Self.binary, ["--listen", "127.0.0.1:0", "--data-dir", dataDirectory, "--log-level", "info"] + extra,
+                                       environment: environment)
         self.process = process
         var found: Int?
         var seen: [String] = []
@@ -49,6 +50,8 @@ public final class HubdProcess: Sendable {
         process.signal(SIGKILL)
         _ = await process.wait()
     }
+
+    public func signal(_ signal: Int32) { process.signal(signal) }
 
     /// SIGTERM, then the exit status.
     public func terminate() async -> Int32 {

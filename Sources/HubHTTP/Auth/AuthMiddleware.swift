@@ -10,8 +10,6 @@ import Logging
 struct AuthMiddleware: RouterMiddleware {
     let authenticator: Authenticator
     let tickets: TicketBook
-    let tokenLimiter: RateLimiter
-    let addressLimiter: RateLimiter
 
     func handle(_ request: Request, context: HubRequestContext,
                 next: (Request, HubRequestContext) async throws -> Response) async throws -> Response {
@@ -35,7 +33,7 @@ struct AuthMiddleware: RouterMiddleware {
         }
         if let grant = context.grant {
             context.logger[metadataKey: "hub.token"] = "\(grant.tokenID)"
-            if let retry = tokenLimiter.take(grant.tokenID) { throw AuthError.rateLimited(retryAfterSeconds: retry) }
+            if let retry = authenticator.tokenLimiter.take(grant.tokenID) { throw AuthError.rateLimited(retryAfterSeconds: retry) }
         } else {
             try limitAddress(context)
         }
@@ -44,6 +42,6 @@ struct AuthMiddleware: RouterMiddleware {
 
     private func limitAddress(_ context: HubRequestContext) throws {
         let key = context.remoteAddress?.ipAddress ?? "unknown"
-        if let retry = addressLimiter.take(key) { throw AuthError.rateLimited(retryAfterSeconds: retry) }
+        if let retry = authenticator.addressLimiter.take(key) { throw AuthError.rateLimited(retryAfterSeconds: retry) }
     }
 }

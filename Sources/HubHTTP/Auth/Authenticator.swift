@@ -35,9 +35,15 @@ public final class Authenticator: Sendable {
     /// Bound on cached entries, so a flood of distinct tokens cannot grow memory without limit.
     static let maxCached = 100_000
 
+    /// Per-token and per-address limits (`AuthMiddleware` applies them); rates change on configuration reload.
+    public let tokenLimiter: RateLimiter
+    public let addressLimiter: RateLimiter
+
     public init(configuration: AuthConfiguration, store: any AdminStore) {
         self.configuration = configuration
         self.store = store
+        tokenLimiter = RateLimiter(rate: configuration.tokenRate)
+        addressLimiter = RateLimiter(rate: configuration.addressRate)
     }
 
     /// The grant for a request's credentials: nil when it carries none (anonymous), `.everything` in open mode.

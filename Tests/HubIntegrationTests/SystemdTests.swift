@@ -1,0 +1,62 @@
+import Foundation
+import HubTestSupport
+import Testing
+
+@Suite("systemd: notifications, reload, watchdog, shutdown")
+struct SystemdTests {
+    @Test("READY=1 once listening, RELOADING=1 then READY=1 on SIGHUP, watchdog pings, STOPPING=1 and exit 0 on SIGTERM with SSE ended")
+    func lifecycle() async throws {
+        let directory = try TemporaryDirectory()
+        let notify = try NotifySocket(directory: directory.path)
+        let configFile = directory.path + "/hub.yaml"
+        try "log-level: info\nauth: open\n".write(toFile: configFile, atomically: true, encoding: .utf8)
+        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--config", configFile],
+                                         environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        let ready = try await notify.next(containing: "READY=1")
+        #expect(ready.joined().contains("STATUS=serving on"))
+        _ = try await notify.next(containing: "WATCHDOG=1")
+
+        try "log-level: debug\nauth: open\n".write(toFile: configFile, atomically: true, encoding: .utf8)
+        hubd.signal(SIGHUP)
+        let reloading = try await notify.next(containing: "RELOADING=1")
+        #expect(reloading.last?.contains("MONOTONIC_USEC=") == true)
+        let reloaded = try await notify.next(containing: "READY=1")
+        #expect(reloaded.joined().contains("STATUS=configuration reloaded"))
+
+        // An open SSE response must end cleanly when the service stops.
+        let client = hubd.client
+        #expect(try await client.request(.PUT, "/v1/stream/sd/feed", headers: [("Content-Type", "text/plain")], body: "x").status == 201)
+        let sse = Task {
+            var parser = SSEParser()
+            var events = 0
+            try await client.stream("/v1/stream/sd/feed?offset=-1&live=sse", onHead: { _ in }) { chunk in
+                events += parser.feed(chunk).count
+                return true
+            }
+            return events
+        }
+        while try await client.request(.GET, "/v1/admin/stats").text.contains(#""live_readers_waiting":0"#) { await Task.yield() }
+        let exit = Task { await hubd.terminate() }
+        let stopping = try await notify.next(containing: "STOPPING=1")
+        #expect(!stopping.isEmpty)
+        #expect(await exit.value == 0)
+        #expect(try await sse.value >= 2, "the SSE client saw its events, then a clean end of the response")
+    }
+
+    @Test("a bad configuration on SIGHUP is refused and the running one kept")
+    func badReload() async throws {
+        let directory = try TemporaryDirectory()
+        let notify = try NotifySocket(directory: directory.path)
+        let configFile = directory.path + "/hub.yaml"
+        try "auth: open\n".write(toFile: configFile, atomically: true, encoding: .utf8)
+        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--config", configFile],
+                                         environment: ["NOTIFY_SOCKET": notify.path])
+        _ = try await notify.next(containing: "READY=1")
+        try "long-poll-timeout: soon\n".write(toFile: configFile, atomically: true, encoding: .utf8)
+        hubd.signal(SIGHUP)
+        let after = try await notify.next(containing: "READY=1")
+        #expect(after.joined().contains("STATUS=reload failed"))
+        #expect(try await hubd.client.request(.GET, "/healthz").status == 200, "still serving")
+        #expect(await hubd.terminate() == 0)
+    }
+}
