@@ -5,10 +5,11 @@ import Hummingbird
 /// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
 ///   file permissions are the authentication).
 public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeSignal, limits: HTTPLimits,
-                        auth: Authenticator, facts: ServerFacts, localAdmin: Bool = false) -> Router<HubRequestContext> {
+                        auth: Authenticator, facts: ServerFacts, metrics: HubMetrics, metricsRequireToken: Bool = false,
+                        localAdmin: Bool = false) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
-    router.add(middleware: ResponseHeadersMiddleware())
-    router.add(middleware: ProblemMiddleware())
+    router.add(middleware: ResponseHeadersMiddleware(metrics: metrics))
+    router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: StreamMethodsMiddleware())
     let tickets = TicketBook()
     if localAdmin {
@@ -17,8 +18,9 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
         router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets))
     }
     HealthController(store: store).addRoutes(to: router)
-    let reads = StreamReads(store: store, signal: signal, limits: limits)
-    StreamsController(store: store, reads: reads, limits: limits, auth: auth).addRoutes(to: router)
+    let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
+    StreamsController(store: store, reads: reads, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
+    MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)
     AdminController(store: store, auth: auth, facts: facts).addRoutes(to: router)
     TicketsController(tickets: tickets).addRoutes(to: router)
     return router

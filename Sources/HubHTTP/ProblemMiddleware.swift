@@ -9,11 +9,14 @@ import NIOCore
 /// Renders every error as problem+json. Store and driver failures are logged here with the request id and
 /// answered without detail (the cause stays in the log).
 struct ProblemMiddleware: RouterMiddleware {
+    let metrics: HubMetrics
+
     func handle(_ request: Request, context: HubRequestContext,
                 next: (Request, HubRequestContext) async throws -> Response) async throws -> Response {
         do {
             return try await next(request, context)
         } catch {
+            if let auth = error as? AuthError { metrics.recordAuthFailure(auth) }
             return Self.problem(for: error, logger: context.logger).response(instance: request.uri.path)
         }
     }

@@ -5,6 +5,8 @@ import Hummingbird
 /// policy on reads, and permissive CORS so browser clients of the protocol work from any origin.
 /// Auth is by bearer header, never cookies, so `*` does not expose credentials.
 struct ResponseHeadersMiddleware: RouterMiddleware {
+    let metrics: HubMetrics
+
     static let exposed = [
         "Stream-Next-Offset", "Stream-Up-To-Date", "Stream-Cursor", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
         "Producer-Epoch", "Producer-Seq", "Producer-Expected-Seq", "Producer-Received-Seq", "stream-sse-data-encoding",
@@ -27,6 +29,7 @@ struct ResponseHeadersMiddleware: RouterMiddleware {
         } else {
             response = try await next(request, context)
         }
+        metrics.recordResponse(status: Int(response.status.code))
         response.headers[.xContentTypeOptions] = "nosniff"
         response.headers[.accessControlAllowOrigin] = "*"
         response.headers[.accessControlExposeHeaders] = Self.exposed

@@ -4,6 +4,7 @@ import HubCore
 import HubProtocol
 import Hummingbird
 import NIOCore
+import Prometheus
 
 /// The three read modes of Durable Streams §7 over one read path: every mode reads from its own offset with
 /// `store.read`, and live modes wait on the `ChangeSignal` (which carries no data) between reads.
@@ -11,6 +12,7 @@ struct StreamReads: Sendable {
     let store: any StreamStore
     let signal: any ChangeSignal
     let limits: HTTPLimits
+    let metrics: HubMetrics
     let cursors = CursorClock()
 
     // MARK: Catch-up
@@ -54,9 +56,13 @@ struct StreamReads: Sendable {
             if !result.records.isEmpty || result.info.closed { continue }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return noContent(result.info, cursor: cursor) }
-            switch await signal.wait(for: result.info.id, after: ticket, timeout: remaining) {
+            metrics.longPollWaiting.increment()
+            let outcome = await signal.wait(for: result.info.id, after: ticket, timeout: remaining)
+            metrics.longPollWaiting.decrement()
+            switch outcome {
             case .changed:
                 result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+                metrics.recordDelivery(result.records)
             case .timedOut, .shuttingDown:
                 return noContent(result.info, cursor: cursor)
             case .cancelled:
@@ -82,9 +88,11 @@ struct StreamReads: Sendable {
         var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
         if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
         let cursorFloor = Int64(cursor(client: clientCursor)) ?? 0
-        let store = self.store, signal = self.signal, limits = self.limits, cursors = self.cursors
+        let store = self.store, signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics
         let start = from
         let body = ResponseBody { writer in
+            metrics.sseConnections.increment()
+            defer { metrics.sseConnections.decrement() }
             _ = try? await request.body.consumeWithCancellationOnInboundClose { _ in
                 let deadline = ContinuousClock.now + limits.sseMaxDuration
                 var result = first
@@ -97,7 +105,10 @@ struct StreamReads: Sendable {
                 while true {
                     let closedNow = result.upToDate && result.info.closed
                     var out = ByteBuffer()
-                    if !result.records.isEmpty { DSEvents.writeData(result.records, contentType: type, into: &out) }
+                    if !result.records.isEmpty {
+                        DSEvents.writeData(result.records, contentType: type, into: &out)
+                        metrics.recordDelivery(result.records)
+                    }
                     DSEvents.writeControl(next: result.next, cursor: cursorNow(), upToDate: result.upToDate, closed: closedNow, into: &out)
                     try await writer.write(out)
                     if closedNow { break }

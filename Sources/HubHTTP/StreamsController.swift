@@ -16,6 +16,7 @@ struct StreamsController: Sendable {
     let reads: StreamReads
     let limits: HTTPLimits
     let auth: Authenticator
+    let metrics: HubMetrics
 
     /// Methods the stream routes answer; anything else is a 405 with `Allow`.
     static let allowedMethods: Set<HTTPRequest.Method> = [.put, .post, .get, .head, .delete, .options]
@@ -47,6 +48,7 @@ struct StreamsController: Sendable {
         let outcome = try await store.create(path, CreateRequest(
             contentType: requestedType, expiry: headers.expiry, closed: headers.closed, fork: fork, messages: messages,
             createsSlot: auth.configuration.mode == .open))
+        if outcome.created { metrics.recordAppend(messages) }
         var fields: HTTPFields = [.contentType: outcome.info.contentType.raw, .streamNextOffset: outcome.info.head.wire]
         if outcome.info.closed { fields[.streamClosed] = "true" }
         if outcome.created { fields[.location] = Self.location(of: path, request: request) }
@@ -83,6 +85,7 @@ struct StreamsController: Sendable {
             contentType: contentType, messages: messages, close: headers.closed, streamSeq: headers.streamSeq, producer: headers.producer))
         var fields: HTTPFields = [.streamNextOffset: outcome.info.head.wire]
         if outcome.info.closed { fields[.streamClosed] = "true" }
+        if case .appended = outcome { metrics.recordAppend(messages) }
         switch outcome {
         case .appended(_, producer: nil):
             return Response(status: .noContent, headers: fields)

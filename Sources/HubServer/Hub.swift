@@ -35,7 +35,9 @@ public struct Hub: Sendable {
                                                                   tokenRate: config.rateLimitToken, addressRate: config.rateLimitAddress), store: store)
         let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
                                 effectiveConfig: config.effective, liveReaders: { signal.waiterCount })
-        let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts)
+        let metrics = HubMetrics(version: HubVersion.current)
+        let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
+                                 metricsRequireToken: config.metricsRequireToken)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
         let notifier = SystemdNotifier()
         let onListening = config.onListening
@@ -57,7 +59,7 @@ public struct Hub: Sendable {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
             unlink(socket)
             let local = Application(
-                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, localAdmin: true),
+                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true),
                 configuration: .init(address: .unixDomainSocket(path: socket), serverName: "hubd"),
                 onServerRunning: { _ in
                     chmod(socket, 0o600)

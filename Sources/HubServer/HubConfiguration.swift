@@ -27,6 +27,8 @@ public struct HubConfiguration: Sendable {
     public var rateLimitAddress: Double = 200
     /// Accept `?access_token=` in URLs (tokens there leak into logs and browser history).
     public var allowQueryTokens = false
+    /// `GET /metrics` needs a global admin token.
+    public var metricsRequireToken = false
     /// The local admin unix socket; nil = `{data-dir}/admin.sock`, empty = none.
     public var adminSocket: String?
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
@@ -47,7 +49,7 @@ public struct HubConfiguration: Sendable {
             "long-poll-timeout": Self.formatDuration(http.longPollTimeout), "log-level": logLevel.value.rawValue, "synchronous": synchronous.rawValue,
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
-            "allow-query-tokens": String(allowQueryTokens),
+            "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken),
         ]
     }
 
@@ -67,7 +69,8 @@ extension HubConfiguration {
     /// The options every source can set, by their flag name (without `--`). The environment name is
     /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
     public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes",
-                                     "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens"]
+                                     "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
+                                     "metrics-require-token"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -126,9 +129,11 @@ extension HubConfiguration {
                 config[keyPath: keyPath] = n
             }
         }
-        if let (v, source) = value("allow-query-tokens") {
-            guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
-            config.allowQueryTokens = flag
+        for (option, keyPath) in [("allow-query-tokens", \HubConfiguration.allowQueryTokens), ("metrics-require-token", \HubConfiguration.metricsRequireToken)] {
+            if let (v, source) = value(option) {
+                guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
+                config[keyPath: keyPath] = flag
+            }
         }
         return config
     }

@@ -23,6 +23,7 @@ struct Hubd: AsyncParsableCommand {
               --rate-limit-token  HUB_RATE_LIMIT_TOKEN   default 10000 requests/s per token (0 = off)
               --rate-limit-address HUB_RATE_LIMIT_ADDRESS default 200 requests/s per address, anonymous (0 = off)
               --allow-query-tokens HUB_ALLOW_QUERY_TOKENS default false
+              --metrics-require-token HUB_METRICS_REQUIRE_TOKEN default false
 
             In tokens mode the first start writes an admin token to {data-dir}/admin.token (mode 0600).
 
@@ -50,6 +51,7 @@ struct Hubd: AsyncParsableCommand {
     @Option(name: .customLong("rate-limit-address"), help: "Requests per second per client address for anonymous requests (0 = unlimited).")
     var rateLimitAddress: String?
     @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= (true/false); prefer tickets.") var allowQueryTokens: String?
+    @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token (true/false).") var metricsRequireToken: String?
 
     /// Resolves the configuration, builds the hub and runs it until SIGTERM/SIGINT.
     func run() async throws {
@@ -58,6 +60,7 @@ struct Hubd: AsyncParsableCommand {
         flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
         flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
+        flags["metrics-require-token"] = metricsRequireToken
         let config: HubConfiguration
         do {
             config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)

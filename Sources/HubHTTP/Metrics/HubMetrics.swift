@@ -1,0 +1,80 @@
+import Foundation
+import HubAuth
+import HubCore
+import NIOCore
+import Prometheus
+
+/// The server's Prometheus metrics (`GET /metrics`, docs/operations/metrics.md). One registry per hub, so several
+/// hubs in one process (tests) never share counters. Label values are bounded: transports, reasons, status classes.
+public final class HubMetrics: Sendable {
+    public let registry = PrometheusCollectorRegistry()
+    let appendedMessages: Counter
+    let appendedBytes: Counter
+    let sseConnections: Gauge
+    let longPollWaiting: Gauge
+    let deliveryLatency: DurationHistogram
+    let responses: [Counter]
+
+    public init(version: String) {
+        appendedMessages = registry.makeCounter(name: "hub_appended_messages_total", help: "Messages appended (committed).")
+        appendedBytes = registry.makeCounter(name: "hub_appended_bytes_total", help: "Bytes of message bodies appended (committed).")
+        sseConnections = registry.makeGauge(name: "hub_connections", labels: [("transport", "sse")], help: "Open live responses by transport.")
+        longPollWaiting = registry.makeGauge(name: "hub_connections", labels: [("transport", "long-poll")], help: "Open live responses by transport.")
+        deliveryLatency = registry.makeDurationHistogram(
+            name: "hub_delivery_latency_seconds",
+            buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
+            help: "From a message's commit to its write to a live reader (SSE and long-poll).")
+        let registry = self.registry
+        responses = (1...5).map { registry.makeCounter(name: "hub_http_responses_total", labels: [("code", "\($0)xx")], help: "HTTP responses by status class.") }
+        registry.makeGauge(name: "hub_build_info", labels: [("version", version)], help: "Always 1; the version label says which build.").set(Int64(1))
+        for reason in ["missing", "invalid", "scope", "rate-limited"] {
+            _ = authFailure(reason)
+        }
+    }
+
+    func authFailure(_ reason: String) -> Counter {
+        registry.makeCounter(name: "hub_auth_failures_total", labels: [("reason", reason)], help: "Requests refused by auth, by reason.")
+    }
+
+    func recordAuthFailure(_ error: AuthError) {
+        let reason: String
+        switch error {
+        case .missingCredentials: reason = "missing"
+        case .malformedToken, .invalidToken, .tokenInQuery, .invalidTicket: reason = "invalid"
+        case .insufficientScope, .outOfReach: reason = "scope"
+        case .rateLimited: reason = "rate-limited"
+        }
+        authFailure(reason).increment()
+    }
+
+    func recordResponse(status: Int) {
+        responses[min(max(status / 100, 1), 5) - 1].increment()
+    }
+
+    func recordAppend(_ messages: [NewMessage]) {
+        appendedMessages.increment(by: Int64(messages.count))
+        appendedBytes.increment(by: Int64(messages.reduce(0) { $0 + $1.body.readableBytes }))
+    }
+
+    /// Delivery latency of a batch: from the newest record's commit time to now.
+    func recordDelivery(_ records: [StoredRecord]) {
+        guard let newest = records.last else { return }
+        let ms = max(0, Int64(Date().timeIntervalSince1970 * 1000) - newest.timestampMilliseconds)
+        deliveryLatency.record(.milliseconds(ms))
+    }
+
+    /// The text exposition, with per-slot sizes computed now (so deleted slots disappear from the output).
+    func exposition(slots: [SlotInfo]) -> [UInt8] {
+        var out: [UInt8] = []
+        registry.emit(into: &out)
+        var text = "# HELP hub_slot_bytes Bytes of message bodies stored per slot.\n# TYPE hub_slot_bytes gauge\n"
+        for slot in slots { text += "hub_slot_bytes{slot=\"\(slot.name.rawValue)\"} \(slot.bytes)\n" }
+        text += "# HELP hub_slot_records Messages stored per slot.\n# TYPE hub_slot_records gauge\n"
+        for slot in slots { text += "hub_slot_records{slot=\"\(slot.name.rawValue)\"} \(slot.records)\n" }
+        text += "# HELP hub_slot_head_seq Last assigned sequence number per slot.\n# TYPE hub_slot_head_seq gauge\n"
+        for slot in slots { text += "hub_slot_head_seq{slot=\"\(slot.name.rawValue)\"} \(slot.headSeq)\n" }
+        out += Array(text.utf8)
+        return out
+    }
+}
