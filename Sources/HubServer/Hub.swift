@@ -41,33 +41,33 @@ public struct Hub: Sendable {
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
         let notifier = SystemdNotifier()
         let onListening = config.onListening
-        let ready = ListenerGate(expected: config.adminSocketPath == nil ? 1 : 2) { port in
-            notifier.send(.ready, .status("serving on \(config.listenHost):\(port)"))
+        // Socket activation: adopt what systemd passed (named "http" and "admin", or one unnamed socket for HTTP);
+        // otherwise bind from the configuration. Both go through the same server code.
+        let activated = ListenFDs.take()
+        let httpTarget: ListenTarget = activated.socket(named: "http", fallbackToFirstUnnamed: true).map { .adopted(fd: $0, name: "http") }
+            ?? .address(host: config.listenHost, port: config.listenPort)
+        let adminTarget: ListenTarget? = activated.socket(named: "admin", fallbackToFirstUnnamed: false).map { .adopted(fd: $0, name: "admin") }
+            ?? config.adminSocketPath.map { .unixPath($0) }
+        let ready = ListenerGate(expected: adminTarget == nil ? 1 : 2) { port in
+            notifier.send(.ready, .status("serving on \(httpTarget)"))
             onListening?(port)
         }
-        let app = Application(
-            router: router,
-            configuration: .init(address: .hostname(config.listenHost, port: config.listenPort), serverName: "hubd"),
-            onServerRunning: { channel in
+        var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
+            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger) { channel in
                 let port = channel.localAddress?.port ?? 0
-                logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)"])
+                logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)",
+                                                    "hub.listener": "\(httpTarget)"])
                 ready.arrived(port: port)
-            },
-            logger: logger)
-        var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: app)]
-        if let socket = config.adminSocketPath {
+            }),
+        ]
+        if let adminTarget {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
-            unlink(socket)
-            let local = Application(
-                router: buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true),
-                configuration: .init(address: .unixDomainSocket(path: socket), serverName: "hubd"),
-                onServerRunning: { _ in
-                    chmod(socket, 0o600)
-                    logger.info("admin socket", metadata: ["hub.socket": "\(socket)"])
-                    ready.arrived(port: nil)
-                },
-                logger: logger)
-            servers.append(.init(service: local))
+            let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true)
+            servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger) { _ in
+                if case .unixPath(let path) = adminTarget { chmod(path, 0o600) }
+                logger.info("admin socket", metadata: ["hub.listener": "\(adminTarget)"])
+                ready.arrived(port: nil)
+            }))
         }
         var groupConfig = ServiceGroupConfiguration(
             services: [.init(service: StoreService(store: store))] + servers + [

@@ -59,4 +59,52 @@ struct SystemdTests {
         #expect(try await hubd.client.request(.GET, "/healthz").status == 200, "still serving")
         #expect(await hubd.terminate() == 0)
     }
+
+    @Test("socket activation: hubd adopts the socket systemd-socket-activate passes and serves the connection that started it")
+    func socketActivation() async throws {
+        let activate = "/usr/bin/systemd-socket-activate"
+        guard FileManager.default.isExecutableFile(atPath: activate) else {
+            Issue.record("\(activate) is missing: install Debian's systemd package (scripts/setup does)")
+            return
+        }
+        let directory = try TemporaryDirectory()
+        let notify = try NotifySocket(directory: directory.path)
+        let port = try freePort()
+        let process = try ChildProcess(activate, [
+            "-l", "127.0.0.1:\(port)", "--fdname=http", "-E", "NOTIFY_SOCKET=\(notify.path)",
+            HubdProcess.binary, "--data-dir", directory.path + "/data", "--auth", "open", "--admin-socket", "", "--listen", "127.0.0.1:1",
+        ])
+        let log = Task { var lines: [String] = []; for await line in process.lines() { lines.append(line) }; return lines }
+        // The first connection is what makes systemd-socket-activate start hubd; it waits in the socket's backlog meanwhile.
+        let client = TestHTTPClient(port: port)
+        var health: TestResponse?
+        for _ in 0..<200 where health == nil {
+            health = try? await client.request(.GET, "/healthz")
+            if health == nil { await Task.yield() }
+        }
+        #expect(health?.status == 200)
+        let ready = try await notify.next(containing: "READY=1")
+        #expect(ready.joined().contains("systemd socket http"), "it served on the inherited socket, not --listen: \(ready)")
+        #expect(try await client.request(.PUT, "/v1/stream/act/x", headers: [("Content-Type", "text/plain")], body: "ok").status == 201)
+        process.signal(SIGTERM)
+        _ = try await notify.next(containing: "STOPPING=1")
+        #expect(await process.wait() == 0)
+        let lines = await log.value
+        #expect(lines.contains { $0.contains("hub.listener=systemd socket http") }, "\(lines.suffix(5))")
+    }
+
+    /// A port that was free a moment ago (bind to 0, read it, close).
+    func freePort() throws -> Int {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        let bound = withUnsafeMutablePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+        }
+        guard bound else { throw TestFailure("cannot find a free port") }
+        return Int(UInt16(bigEndian: address.sin_port))
+    }
 }

@@ -1,0 +1,105 @@
+import Foundation
+import HubHTTP
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+
+/// Where a listener comes from: bound from the configuration, or adopted from systemd socket activation.
+public enum ListenTarget: Sendable, CustomStringConvertible {
+    case address(host: String, port: Int)
+    case unixPath(String)
+    /// An already bound and listening socket (socket activation).
+    case adopted(fd: Int32, name: String)
+
+    public var description: String {
+        switch self {
+        case .address(let host, let port): "\(host):\(port)"
+        case .unixPath(let path): path
+        case .adopted(let fd, let name): "systemd socket \(name) (fd \(fd))"
+        }
+    }
+}
+
+/// The HTTP/1.1 server, one code path whether it binds its socket or adopts one from systemd (Hummingbird's own
+/// `Application` can only bind). Runs the router's responder over Hummingbird's HTTP1 channel; on graceful shutdown
+/// it stops accepting and lets open connections finish.
+struct HTTPServerService: Service {
+    let target: ListenTarget
+    let responder: RouterResponder<HubRequestContext>
+    let logger: Logger
+    let onRunning: @Sendable (any Channel) -> Void
+
+    func run() async throws {
+        let responder = self.responder
+        let logger = self.logger
+        let child = HTTP1Channel(responder: { request, responseWriter, channel in
+            var requestLogger = logger
+            requestLogger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
+            let context = HubRequestContext(source: .init(channel: channel, logger: requestLogger))
+            var response: Response
+            do {
+                response = try await responder.respond(to: request, context: context)
+            } catch {
+                // ProblemMiddleware renders every error; anything reaching here is a bug, answered without detail.
+                requestLogger.error("unhandled error", metadata: ["error": "\(error)"])
+                response = Response(status: .internalServerError)
+            }
+            response.headers[.date] = HTTPDate.now
+            response.headers[.server] = "hubd"
+            var writer = responseWriter
+            try await writer.write(response: response.head, body: response.body)
+        })
+        let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(ChannelOptions.backlog, value: 256)
+            .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { child.setup(channel: $0, logger: logger) }
+        let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
+        switch target {
+        case .address(let host, let port):
+            server = try await bootstrap.bind(host: host, port: port, serverBackPressureStrategy: nil, childChannelInitializer: setup)
+        case .unixPath(let path):
+            server = try await bootstrap.bind(unixDomainSocketPath: path, cleanupExistingSocketFile: true, serverBackPressureStrategy: nil,
+                                              childChannelInitializer: setup)
+        case .adopted(let fd, _):
+            server = try await bootstrap.bind(fd, serverBackPressureStrategy: nil, childChannelInitializer: setup)
+        }
+        onRunning(server.channel)
+        try await withGracefulShutdownHandler {
+            try await withThrowingDiscardingTaskGroup { group in
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound {
+                        group.addTask { await child.handle(value: connection, logger: logger) }
+                    }
+                }
+            }
+        } onGracefulShutdown: {
+            server.channel.close(promise: nil)
+        }
+    }
+}
+
+/// IMF-fixdate for the `Date` header (RFC 9110 §5.6.7), cached for the second it names.
+enum HTTPDate {
+    private static let cache = NIOLockedValueBox<(second: Int, text: String)>((0, ""))
+
+    static var now: String {
+        let second = Int(Date().timeIntervalSince1970)
+        return cache.withLockedValue { cached in
+            if cached.second == second { return cached.text }
+            var t = time_t(second)
+            var parts = tm()
+            gmtime_r(&t, &parts)
+            let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
+            func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
+            let text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
+                + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
+            cached = (second, text)
+            return text
+        }
+    }
+}
