@@ -17,6 +17,7 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
     } else {
         router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets))
     }
+    router.add(middleware: RequestLogMiddleware())  // after auth, so the line carries the token id
     HealthController(store: store).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)

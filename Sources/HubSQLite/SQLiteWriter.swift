@@ -85,6 +85,8 @@ final class SQLiteWriter: @unchecked Sendable {
             while queue.isEmpty && !stopping { condition.wait() }
             if queue.isEmpty && stopping {
                 condition.unlock()
+                // Fold the WAL back into the database file, so a stopped hub leaves one self-contained hub.db.
+                try? connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
                 break
             }
             let batch = Array(queue.prefix(Self.maxBatch))

@@ -265,4 +265,21 @@ struct AuthTests {
             }
         }
     }
+
+    @Test("request logs carry a request id and the token id, never a secret")
+    func logs() async throws {
+        let directory = try TemporaryDirectory()
+        let hubd = try await HubdProcess(dataDirectory: directory.path, arguments: ["--log-level", "debug"])
+        let admin = try String(contentsOfFile: directory.path + "/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
+        let slots = try await hubd.client.request(.GET, "/v1/admin/slots", headers: [("Authorization", "Bearer \(admin)")])
+        #expect(slots.status == 200)
+        _ = try await hubd.client.request(.GET, "/v1/admin/slots?ticket=tkt_" + String(repeating: "x", count: 43))
+        #expect(await hubd.terminate() == 0)
+        let lines = hubd.logLines
+        let request = lines.first { $0.contains("request") && $0.contains("http.path=/v1/admin/slots") && $0.contains("hub.token=tok_") }
+        #expect(request?.contains("hb.request.id=") == true, "\(lines.suffix(5))")
+        #expect(!lines.contains { $0.contains(admin) || $0.range(of: "hub_[A-Za-z0-9_-]{43}", options: .regularExpression) != nil },
+                "no secret in any log line")
+        #expect(!lines.contains { $0.contains("tkt_") }, "query strings are never logged")
+    }
 }

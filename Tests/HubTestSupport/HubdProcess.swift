@@ -1,9 +1,14 @@
 import Foundation
+import Synchronization
 
 /// A real `hubd` child process (the binary `swift build` produced), for tests that must kill it.
 public final class HubdProcess: Sendable {
     public let port: Int
     private let process: ChildProcess
+    private let log = Mutex([String]())
+
+    /// Every line hubd logged so far.
+    public var logLines: [String] { log.withLock { $0 } }
 
     /// The built binary: `$HUBD_BINARY`, else `.build/debug/hubd` under the package root.
     public static var binary: String {
@@ -36,10 +41,11 @@ public final class HubdProcess: Sendable {
             throw TestFailure("hubd exited before listening:\n" + seen.joined(separator: "\n"))
         }
         port = found
-        // Keep draining the log so a full pipe can never block hubd.
-        Task { [iterator] in
+        log.withLock { $0 = seen }
+        // Keep draining the log (a full pipe would block hubd), keeping the lines for tests that read them.
+        Task { [iterator, self] in
             var rest = iterator
-            while await rest.next() != nil {}
+            while let line = await rest.next() { log.withLock { $0.append(line) } }
         }
     }
 
