@@ -24,6 +24,9 @@ install -D -m 0644 packaging/systemd/eventhub.sysusers "$stage/usr/lib/sysusers.
 install -D -m 0644 packaging/systemd/eventhub.tmpfiles "$stage/usr/lib/tmpfiles.d/eventhub.conf"
 install -D -m 0644 etc/hub.yaml "$stage/etc/eventhub/hub.yaml"
 install -D -m 0644 README.md "$stage/usr/share/doc/eventhub/README.md"
+# The man page is generated from hubd --help, so it can never disagree with the binary.
+mkdir -p "$stage/usr/share/man/man8"
+help2man -N -s 8 -n "EventHub durable event hub server" --version-string="hubd $version" "$bin" | gzip -9n > "$stage/usr/share/man/man8/hubd.8.gz"
 (cd docs && find . -type f -name '*.md' -exec install -D -m 0644 {} "$stage/usr/share/doc/eventhub/docs/{}" \;)
 
 # Runtime dependencies from the binary's dynamic links.

@@ -22,7 +22,7 @@ step "checking contents and dependencies of $(basename "$deb")"
 dpkg-deb -c "$deb" | awk '{print $NF}' > "$work/contents"
 for f in ./usr/bin/hubd ./lib/systemd/system/eventhub.service ./lib/systemd/system/eventhub.socket \
          ./lib/systemd/system/eventhub-admin.socket ./etc/eventhub/hub.yaml ./usr/lib/sysusers.d/eventhub.conf \
-         ./usr/lib/tmpfiles.d/eventhub.conf ./usr/share/doc/eventhub/README.md; do
+         ./usr/lib/tmpfiles.d/eventhub.conf ./usr/share/doc/eventhub/README.md ./usr/share/man/man8/hubd.8.gz; do
     grep -qx "$f" "$work/contents" || fail "missing $f"
 done
 [ "$(dpkg-deb -I "$deb" conffiles)" = "/etc/eventhub/hub.yaml" ] || fail "hub.yaml is not a conffile"
