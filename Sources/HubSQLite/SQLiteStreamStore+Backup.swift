@@ -32,8 +32,8 @@ extension SQLiteStreamStore: OnlineBackup {
                 unlink(partial)
                 throw StoreError.backupFailed("cannot rename to \(path): \(String(cString: strerror(errno)))")
             }
-            let size = (try? FileManager.default.attributesOfItem(atPath: path)[.size] as? Int64) ?? 0
-            return size ?? 0
+            var info = stat()
+            return stat(path, &info) == 0 ? Int64(info.st_size) : 0
         }
     }
 }

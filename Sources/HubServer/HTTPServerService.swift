@@ -50,7 +50,7 @@ struct HTTPServerService: Service {
             }
             response.headers[.date] = HTTPDate.now
             response.headers[.server] = "hubd"
-            var writer = responseWriter
+            let writer = responseWriter
             try await writer.write(response: response.head, body: response.body)
         })
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)

@@ -15,26 +15,30 @@ public final class HubMetrics: Sendable {
     let deliveryLatency: DurationHistogram
     let responses: [Counter]
 
+    static func name(_ metric: String, _ unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "hub", metricName: metric, unitName: unit, helpText: help)
+    }
+    static var connections: MetricNameDescriptor { name("connections", "", "Open live responses by transport.") }
+
     public init(version: String) {
-        appendedMessages = registry.makeCounter(name: "hub_appended_messages_total", help: "Messages appended (committed).")
-        appendedBytes = registry.makeCounter(name: "hub_appended_bytes_total", help: "Bytes of message bodies appended (committed).")
-        sseConnections = registry.makeGauge(name: "hub_connections", labels: [("transport", "sse")], help: "Open live responses by transport.")
-        longPollWaiting = registry.makeGauge(name: "hub_connections", labels: [("transport", "long-poll")], help: "Open live responses by transport.")
+        appendedMessages = registry.makeCounter(descriptor: Self.name("appended_messages", "total", "Messages appended (committed)."))
+        appendedBytes = registry.makeCounter(descriptor: Self.name("appended_bytes", "total", "Bytes of message bodies appended (committed)."))
+        sseConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "sse")])
+        longPollWaiting = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "long-poll")])
         deliveryLatency = registry.makeDurationHistogram(
-            name: "hub_delivery_latency_seconds",
+            descriptor: Self.name("delivery_latency", "seconds", "From a message's commit to its write to a live reader (SSE and long-poll)."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
-                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)],
-            help: "From a message's commit to its write to a live reader (SSE and long-poll).")
+                      .milliseconds(250), .milliseconds(500), .seconds(1), .seconds(5)])
         let registry = self.registry
-        responses = (1...5).map { registry.makeCounter(name: "hub_http_responses_total", labels: [("code", "\($0)xx")], help: "HTTP responses by status class.") }
-        registry.makeGauge(name: "hub_build_info", labels: [("version", version)], help: "Always 1; the version label says which build.").set(Int64(1))
+        responses = (1...5).map { registry.makeCounter(descriptor: Self.name("http_responses", "total", "HTTP responses by status class."), labels: [("code", "\($0)xx")]) }
+        registry.makeGauge(descriptor: Self.name("build_info", "", "Always 1; the version label says which build."), labels: [("version", version)]).set(Int64(1))
         for reason in ["missing", "invalid", "scope", "rate-limited"] {
             _ = authFailure(reason)
         }
     }
 
     func authFailure(_ reason: String) -> Counter {
-        registry.makeCounter(name: "hub_auth_failures_total", labels: [("reason", reason)], help: "Requests refused by auth, by reason.")
+        registry.makeCounter(descriptor: Self.name("auth_failures", "total", "Requests refused by auth, by reason."), labels: [("reason", reason)])
     }
 
     func recordAuthFailure(_ error: AuthError) {
