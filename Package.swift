@@ -20,6 +20,7 @@ let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swi
 let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto")
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
+let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -37,6 +38,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto.git", from: "3.12.3"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
     ],
     targets: [
         .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
@@ -47,7 +49,7 @@ let package = Package(
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
         .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, serviceLifecycle, logging, prometheus], swiftSettings: strict),
-        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, logging, yams], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
         .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),

@@ -6,6 +6,7 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 
 /// Where a listener comes from: bound from the configuration, or adopted from systemd socket activation.
@@ -31,6 +32,8 @@ struct HTTPServerService: Service {
     let target: ListenTarget
     let responder: RouterResponder<HubRequestContext>
     let logger: Logger
+    /// When set, connections speak TLS with the current certificate.
+    var tls: TLSCertificates? = nil
     let onRunning: @Sendable (any Channel) -> Void
 
     func run() async throws {
@@ -57,7 +60,13 @@ struct HTTPServerService: Service {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { child.setup(channel: $0, logger: logger) }
+        let tls = self.tls
+        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
+            guard let tls else { return child.setup(channel: channel, logger: logger) }
+            return channel.eventLoop.makeCompletedFuture {
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
+            }.flatMap { child.setup(channel: channel, logger: logger) }
+        }
         let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
         switch target {
         case .address(let host, let port):

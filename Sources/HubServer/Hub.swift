@@ -48,7 +48,14 @@ public struct Hub: Sendable {
             ?? .address(host: config.listenHost, port: config.listenPort)
         let adminTarget: ListenTarget? = activated.socket(named: "admin", fallbackToFirstUnnamed: false).map { .adopted(fd: $0, name: "admin") }
             ?? config.adminSocketPath.map { .unixPath($0) }
-        let ready = ListenerGate(expected: adminTarget == nil ? 1 : 2) { port in
+        var tls: (target: ListenTarget, certificates: TLSCertificates)?
+        if let listen = config.tlsListen, let certificate = config.tlsCertificate, let key = config.tlsKey {
+            let target: ListenTarget = activated.socket(named: "https", fallbackToFirstUnnamed: false).map { .adopted(fd: $0, name: "https") }
+                ?? .address(host: listen.host, port: listen.port)
+            tls = (target, try TLSCertificates(certificate: certificate, key: key))
+        }
+        let tlsCertificates = tls?.certificates
+        let ready = ListenerGate(expected: 1 + (adminTarget == nil ? 0 : 1) + (tls == nil ? 0 : 1)) { port in
             notifier.send(.ready, .status("serving on \(httpTarget)"))
             onListening?(port)
         }
@@ -60,6 +67,14 @@ public struct Hub: Sendable {
                 ready.arrived(port: port)
             }),
         ]
+        if let tls {
+            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger) { channel in
+                logger.info("listening with TLS", metadata: ["hub.listener": "\(tls.target)", "hub.tls-port": "\(channel.localAddress?.port ?? 0)"])
+                ready.arrived(port: nil)
+            }
+            server.tls = tls.certificates
+            servers.append(.init(service: server))
+        }
         if let adminTarget {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
             let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true)
@@ -73,6 +88,8 @@ public struct Hub: Sendable {
             services: [.init(service: StoreService(store: store))] + servers + [
                 .init(service: WatchdogService(notifier: notifier) { "serving; \(signal.waiterCount) live readers waiting" }),
                 .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
+                    // Certificates first: if they do not load, nothing of the new configuration applies.
+                    try tlsCertificates?.reload()
                     config.logLevel.value = reloaded.logLevel.value
                     auth.tokenLimiter.update(rate: reloaded.rateLimitToken)
                     auth.addressLimiter.update(rate: reloaded.rateLimitAddress)
@@ -111,13 +128,14 @@ struct LiveShutdownService: Service {
     }
 }
 
-/// SIGHUP: re-reads the configuration and applies what can change while running (log level, rate limits), with
+/// SIGHUP: re-reads the configuration and applies what can change while running (TLS certificates, log level, rate
+/// limits), with
 /// RELOADING=1 … READY=1 around it. A bad new configuration is logged and the running one kept.
 struct ReloadService: Service {
     let notifier: SystemdNotifier
     let logger: Logger
     let reload: (@Sendable () throws -> HubConfiguration)?
-    let apply: @Sendable (HubConfiguration) -> Void
+    let apply: @Sendable (HubConfiguration) throws -> Void
 
     func run() async throws {
         let hangups = await UnixSignalsSequence(trapping: .sighup)
@@ -126,7 +144,7 @@ struct ReloadService: Service {
             do {
                 guard let reload else { throw ConfigurationError("this hubd was started without a configuration source to re-read") }
                 let configuration = try reload()
-                apply(configuration)
+                try apply(configuration)
                 logger.notice("configuration reloaded", metadata: ["hub.log-level": "\(configuration.logLevel.value)"])
                 notifier.send(.ready, .status("configuration reloaded"))
             } catch {

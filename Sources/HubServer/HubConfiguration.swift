@@ -29,6 +29,10 @@ public struct HubConfiguration: Sendable {
     public var allowQueryTokens = false
     /// `GET /metrics` needs a global admin token.
     public var metricsRequireToken = false
+    /// The optional TLS listener: address, PEM certificate chain and PEM private key (all three or none).
+    public var tlsListen: (host: String, port: Int)?
+    public var tlsCertificate: String?
+    public var tlsKey: String?
     /// The local admin unix socket; nil = `{data-dir}/admin.sock`, empty = none.
     public var adminSocket: String?
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
@@ -50,6 +54,7 @@ public struct HubConfiguration: Sendable {
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
             "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken),
+            "tls-listen": tlsListen.map { "\($0.host):\($0.port)" } ?? "", "tls-cert": tlsCertificate ?? "", "tls-key": tlsKey ?? "",
         ]
     }
 
@@ -70,7 +75,7 @@ extension HubConfiguration {
     /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
     public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes",
                                      "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
-                                     "metrics-require-token"]
+                                     "metrics-require-token", "tls-listen", "tls-cert", "tls-key"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -134,6 +139,16 @@ extension HubConfiguration {
                 guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
                 config[keyPath: keyPath] = flag
             }
+        }
+        if let (v, source) = value("tls-listen"), !v.isEmpty {
+            guard let (host, port) = parseListen(v) else { throw ConfigurationError("\(source): '\(v)' is not HOST:PORT") }
+            config.tlsListen = (host, port)
+        }
+        if let (v, _) = value("tls-cert"), !v.isEmpty { config.tlsCertificate = v }
+        if let (v, _) = value("tls-key"), !v.isEmpty { config.tlsKey = v }
+        let tlsParts = [config.tlsListen != nil, config.tlsCertificate != nil, config.tlsKey != nil]
+        guard tlsParts.allSatisfy({ $0 }) || !tlsParts.contains(true) else {
+            throw ConfigurationError("tls-listen, tls-cert and tls-key go together: set all three for the TLS listener, or none")
         }
         return config
     }

@@ -24,6 +24,9 @@ struct Hubd: AsyncParsableCommand {
               --rate-limit-address HUB_RATE_LIMIT_ADDRESS default 200 requests/s per address, anonymous (0 = off)
               --allow-query-tokens HUB_ALLOW_QUERY_TOKENS default false
               --metrics-require-token HUB_METRICS_REQUIRE_TOKEN default false
+              --tls-listen        HUB_TLS_LISTEN         optional TLS listener HOST:PORT (with --tls-cert, --tls-key)
+              --tls-cert          HUB_TLS_CERT           PEM certificate chain (reloaded on SIGHUP)
+              --tls-key           HUB_TLS_KEY            PEM private key (reloaded on SIGHUP)
 
             In tokens mode the first start writes an admin token to {data-dir}/admin.token (mode 0600).
 
@@ -52,6 +55,9 @@ struct Hubd: AsyncParsableCommand {
     var rateLimitAddress: String?
     @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= (true/false); prefer tickets.") var allowQueryTokens: String?
     @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token (true/false).") var metricsRequireToken: String?
+    @Option(name: .customLong("tls-listen"), help: "Optional TLS listener as HOST:PORT (needs --tls-cert and --tls-key).") var tlsListen: String?
+    @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for the TLS listener; reloaded on SIGHUP.") var tlsCert: String?
+    @Option(name: .customLong("tls-key"), help: "PEM private key for the TLS listener; reloaded on SIGHUP.") var tlsKey: String?
 
     /// Resolves the configuration, builds the hub and runs it until SIGTERM/SIGINT.
     func run() async throws {
@@ -61,6 +67,7 @@ struct Hubd: AsyncParsableCommand {
         flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         flags["metrics-require-token"] = metricsRequireToken
+        flags["tls-listen"] = tlsListen; flags["tls-cert"] = tlsCert; flags["tls-key"] = tlsKey
         let config: HubConfiguration
         do {
             config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)

@@ -1,0 +1,25 @@
+import Foundation
+
+/// A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it, close). Only for tools that must be told
+/// a port up front (systemd-socket-activate, the TLS listener); everything else binds port 0 and learns it.
+public func freePort() throws -> Int {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+    let bound = withUnsafeMutablePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, length) == 0 && getsockname(fd, $0, &length) == 0 }
+    }
+    guard bound else { throw TestFailure("cannot find a free port") }
+    return Int(UInt16(bigEndian: address.sin_port))
+}
+
+/// Runs a command to completion and returns (exit status, merged output).
+public func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+    let process = try ChildProcess(executable, arguments, environment: environment)
+    var lines: [String] = []
+    for await line in process.lines() { lines.append(line) }
+    return (await process.wait(), lines.joined(separator: "\n"))
+}
