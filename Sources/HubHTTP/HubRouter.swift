@@ -22,7 +22,7 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
     let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)
-    AdminController(store: store, auth: auth, facts: facts).addRoutes(to: router)
+    AdminController(store: store, auth: auth, facts: facts, metrics: metrics).addRoutes(to: router)
     TicketsController(tickets: tickets).addRoutes(to: router)
     return router
 }

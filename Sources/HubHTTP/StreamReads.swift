@@ -56,9 +56,9 @@ struct StreamReads: Sendable {
             if !result.records.isEmpty || result.info.closed { continue }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return noContent(result.info, cursor: cursor) }
-            metrics.longPollWaiting.increment()
+            metrics.longPollWaitStarted()
             let outcome = await signal.wait(for: result.info.id, after: ticket, timeout: remaining)
-            metrics.longPollWaiting.decrement()
+            metrics.longPollWaitEnded()
             switch outcome {
             case .changed:
                 result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
@@ -91,8 +91,8 @@ struct StreamReads: Sendable {
         let store = self.store, signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics
         let start = from
         let body = ResponseBody { writer in
-            metrics.sseConnections.increment()
-            defer { metrics.sseConnections.decrement() }
+            metrics.sseStarted()
+            defer { metrics.sseEnded() }
             _ = try? await request.body.consumeWithCancellationOnInboundClose { _ in
                 let deadline = ContinuousClock.now + limits.sseMaxDuration
                 var result = first

@@ -32,6 +32,8 @@ struct HTTPServerService: Service {
     let target: ListenTarget
     let responder: RouterResponder<HubRequestContext>
     let logger: Logger
+    /// Counts open connections (metrics and the admin API).
+    let metrics: HubMetrics
     /// When set, connections speak TLS with the current certificate.
     var tls: TLSCertificates? = nil
     let onRunning: @Sendable (any Channel) -> Void
@@ -60,7 +62,7 @@ struct HTTPServerService: Service {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
-        let tls = self.tls
+        let tls = self.tls, metrics = self.metrics
         let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
             guard let tls else { return child.setup(channel: channel, logger: logger) }
             return channel.eventLoop.makeCompletedFuture {
@@ -82,7 +84,11 @@ struct HTTPServerService: Service {
             try await withThrowingDiscardingTaskGroup { group in
                 try await server.executeThenClose { inbound in
                     for try await connection in inbound {
-                        group.addTask { await child.handle(value: connection, logger: logger) }
+                        metrics.connectionOpened()
+                        group.addTask {
+                            await child.handle(value: connection, logger: logger)
+                            metrics.connectionClosed()
+                        }
                     }
                 }
             }

@@ -20,6 +20,9 @@ struct MetricsTests {
                 guard event.type == "control" else { return true }
                 let text = try await hub.client.request(.GET, "/metrics").text
                 #expect(self.value(text, #"hub_connections{transport="sse"}"#) == 1)
+                #expect((self.value(text, #"hub_connections{transport="http"}"#) ?? 0) >= 2, "the SSE connection and this one")
+                let open = try await hub.client.request(.GET, "/v1/admin/connections").text
+                #expect(open.contains(#""sse":1"#) && open.contains(#""long_poll":0"#), "\(open)")
                 return false
             }
             #expect(!sseOpen)

@@ -12,6 +12,7 @@ struct AdminController: Sendable {
     let store: any StreamStore & AdminStore
     let auth: Authenticator
     let facts: ServerFacts
+    let metrics: HubMetrics
     /// Admin bodies are small documents.
     static let maxBodyBytes = 64 << 10
     static let maxLabel = 200
@@ -33,6 +34,7 @@ struct AdminController: Sendable {
         admin.get("audit", use: listAudit)
         admin.get("stats", use: stats)
         admin.get("config", use: config)
+        admin.get("connections", use: connections)
         admin.post("backup", use: backup)
     }
 
@@ -180,6 +182,16 @@ struct AdminController: Sendable {
         let grant = try context.requireAdmin()
         guard grant.slot == nil else { throw AuthError.outOfReach }
         return try Self.json(facts.effectiveConfig)
+    }
+
+    struct ConnectionsDocument: Encodable { var http: Int; var sse: Int; var longPoll: Int }
+
+    /// Open client connections (every listener), and the live responses among them by transport.
+    @Sendable func connections(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        guard grant.slot == nil else { throw AuthError.outOfReach }
+        let open = metrics.openConnections
+        return try Self.json(ConnectionsDocument(http: open.http, sse: open.sse, longPoll: open.longPoll))
     }
 
     struct BackupRequest: Decodable { var path: String }

@@ -3,6 +3,7 @@ import HubAuth
 import HubCore
 import NIOCore
 import Prometheus
+import Synchronization
 
 /// The server's Prometheus metrics (`GET /metrics`, docs/operations/metrics.md). One registry per hub, so several
 /// hubs in one process (tests) never share counters. Label values are bounded: transports, reasons, status classes.
@@ -12,6 +13,9 @@ public final class HubMetrics: Sendable {
     let appendedBytes: Counter
     let sseConnections: Gauge
     let longPollWaiting: Gauge
+    let httpConnections: Gauge
+    /// Open connections by transport, readable by the admin API (gauges cannot be read back).
+    let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0)
     let deliveryLatency: DurationHistogram
     let responses: [Counter]
 
@@ -25,6 +29,7 @@ public final class HubMetrics: Sendable {
         appendedBytes = registry.makeCounter(descriptor: Self.name("appended_bytes", "total", "Bytes of message bodies appended (committed)."))
         sseConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "sse")])
         longPollWaiting = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "long-poll")])
+        httpConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "http")])
         deliveryLatency = registry.makeDurationHistogram(
             descriptor: Self.name("delivery_latency", "seconds", "From a message's commit to its write to a live reader (SSE and long-poll)."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -35,6 +40,20 @@ public final class HubMetrics: Sendable {
         for reason in ["missing", "invalid", "scope", "rate-limited"] {
             _ = authFailure(reason)
         }
+    }
+
+    /// A client connection was accepted (any listener) / closed.
+    public func connectionOpened() { httpConnections.increment(); openHTTP.add(1, ordering: .relaxed) }
+    public func connectionClosed() { httpConnections.decrement(); openHTTP.subtract(1, ordering: .relaxed) }
+
+    func sseStarted() { sseConnections.increment(); openSSE.add(1, ordering: .relaxed) }
+    func sseEnded() { sseConnections.decrement(); openSSE.subtract(1, ordering: .relaxed) }
+    func longPollWaitStarted() { longPollWaiting.increment(); openLongPoll.add(1, ordering: .relaxed) }
+    func longPollWaitEnded() { longPollWaiting.decrement(); openLongPoll.subtract(1, ordering: .relaxed) }
+
+    /// Open connections now: all client connections, and the live responses among them by transport.
+    public var openConnections: (http: Int, sse: Int, longPoll: Int) {
+        (openHTTP.load(ordering: .relaxed), openSSE.load(ordering: .relaxed), openLongPoll.load(ordering: .relaxed))
     }
 
     func authFailure(_ reason: String) -> Counter {
