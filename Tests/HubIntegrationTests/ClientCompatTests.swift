@@ -6,12 +6,10 @@ import Testing
 struct ClientCompatTests {
     /// The official Python client (PyPI `durable-streams`, installed into `.build/pyenv` by scripts/setup).
     static var python: String {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return ProcessInfo.processInfo.environment["HUB_TEST_PYTHON"] ?? root.appendingPathComponent(".build/pyenv/bin/python").path
+        ProcessInfo.processInfo.environment["HUB_TEST_PYTHON"] ?? packageRoot.appendingPathComponent(".build/pyenv/bin/python").path
     }
     static var script: String {
-        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("ClientCompat/python_client_check.py").path
+        packageRoot.appendingPathComponent("Tests/ClientCompat/python_client_check.py").path
     }
 
     @Test("the Durable Streams Python client works unchanged: create, append, head, catch-up, long-poll, SSE, delete")

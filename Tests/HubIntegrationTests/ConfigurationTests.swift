@@ -15,8 +15,7 @@ struct ConfigurationTests {
 
     @Test("the shipped etc/hub.yaml parses, and every key in it is an option")
     func shippedFile() throws {
-        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-            .appendingPathComponent("etc/hub.yaml").path
+        let path = packageRoot.appendingPathComponent("etc/hub.yaml").path
         let values = try ConfigurationFile.load(path: path)
         let documented = try String(contentsOfFile: path, encoding: .utf8).split(separator: "\n")
             .compactMap { line in line.first?.isLetter == true ? line.split(separator: ":").first.map(String.init) : nil }

@@ -4,11 +4,10 @@ import Testing
 
 @Suite("Packaging: systemd units")
 struct PackagingTests {
-    static let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
     static let units = ["eventhub.service", "eventhub.socket", "eventhub-admin.socket"]
 
     func unit(_ name: String) throws -> String {
-        try String(contentsOf: Self.root.appendingPathComponent("packaging/systemd/\(name)"), encoding: .utf8)
+        try String(contentsOf: packageRoot.appendingPathComponent("packaging/systemd/\(name)"), encoding: .utf8)
     }
 
     @Test("systemd-analyze verify accepts the units (ExecStart pointed at the built hubd)")

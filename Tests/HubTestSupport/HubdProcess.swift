@@ -13,8 +13,7 @@ public final class HubdProcess: Sendable {
     /// The built binary: `$HUBD_BINARY`, else `.build/debug/hubd` under the package root.
     public static var binary: String {
         if let path = ProcessInfo.processInfo.environment["HUBD_BINARY"] { return path }
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        return root.appendingPathComponent(".build/debug/hubd").path
+        return packageRoot.appendingPathComponent(".build/debug/hubd").path
     }
 
     /// Starts `hubd --listen 127.0.0.1:0 --data-dir <dir> <extra>` and returns once it logged its port.
