@@ -25,3 +25,10 @@ public protocol StreamStore: Sendable {
 public protocol ReadinessChecking: Sendable {
     func checkReadiness() async throws(StoreError)
 }
+
+/// Optional: removes streams whose TTL or Expires-At has passed, so their data does not linger until the next
+/// access (expiry is also enforced on every access, so this is about storage, not correctness).
+public protocol ExpirySweeping: Sendable {
+    /// Removes up to `limit` expired streams (soft-deleting those that forks still read); returns how many.
+    func sweepExpired(limit: Int) async throws(StoreError) -> Int
+}

@@ -86,6 +86,7 @@ public struct Hub: Sendable {
         }
         var groupConfig = ServiceGroupConfiguration(
             services: [.init(service: StoreService(store: store))] + servers + [
+                .init(service: ExpirySweepService(store: store, interval: config.expirySweepInterval, logger: logger)),
                 .init(service: WatchdogService(notifier: notifier) { "serving; \(signal.waiterCount) live readers waiting" }),
                 .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
                     // Certificates first: if they do not load, nothing of the new configuration applies.
@@ -170,5 +171,39 @@ final class ListenerGate: Sendable {
             return state.count == expected ? state.port ?? 0 : nil
         }
         if let done { onReady?(done) }
+    }
+}
+
+/// Every `interval`, removes streams whose TTL or Expires-At passed (in batches, so one sweep never holds the writer
+/// for long), so expired data does not wait for the next access to be deleted.
+struct ExpirySweepService: Service {
+    let store: any ExpirySweeping
+    let interval: Duration
+    let logger: Logger
+    static let batch = 500
+
+    func run() async throws {
+        // The sleep ends at once on graceful shutdown: a service that waits out its interval would delay the stop.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                await sweep()
+            }
+        }
+    }
+
+    private func sweep() async {
+        do {
+            var removed = 0
+            while true {
+                let n = try await store.sweepExpired(limit: Self.batch)
+                removed += n
+                if n < Self.batch { break }
+                await Task.yield()
+            }
+            if removed > 0 { logger.info("removed expired streams", metadata: ["hub.count": "\(removed)"]) }
+        } catch {
+            logger.error("expiry sweep failed", metadata: ["error": "\(error)"])
+        }
     }
 }

@@ -35,6 +35,8 @@ public struct HubConfiguration: Sendable {
     public var tlsKey: String?
     /// The local admin unix socket; nil = `{data-dir}/admin.sock`, empty = none.
     public var adminSocket: String?
+    /// How often expired streams are removed from storage (expiry itself is checked on every access).
+    public var expirySweepInterval: Duration = .seconds(30)
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
     public var shutdownGrace: Duration = .seconds(10)
     /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).

@@ -17,9 +17,12 @@ public struct WatchdogService: Service {
             return
         }
         let period = interval / 2
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            notifier.send(.watchdog, .status(status()))
-            try? await Task.sleep(for: period)
+        // The sleep ends at once on graceful shutdown, so stopping never waits out a watchdog period.
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                notifier.send(.watchdog, .status(status()))
+                try await Task.sleep(for: period)
+            }
         }
     }
 }

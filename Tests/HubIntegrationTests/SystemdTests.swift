@@ -92,4 +92,16 @@ struct SystemdTests {
         let lines = await log.value
         #expect(lines.contains { $0.contains("hub.listener=systemd socket http") }, "\(lines.suffix(5))")
     }
+
+    @Test("SIGTERM stops at once even with a long watchdog period (no service waits out its interval)")
+    func promptStop() async throws {
+        let directory = try TemporaryDirectory()
+        let notify = try NotifySocket(directory: directory.path)
+        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--auth", "open"],
+                                         environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "60000000"])
+        _ = try await notify.next(containing: "WATCHDOG=1")
+        let start = ContinuousClock.now
+        #expect(await hubd.terminate() == 0)
+        #expect(ContinuousClock.now - start < .seconds(10), "a 30 s watchdog sleep must not hold up the stop")
+    }
 }

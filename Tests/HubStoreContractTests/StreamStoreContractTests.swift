@@ -243,6 +243,23 @@ struct StreamStoreContractTests {
         }
     }
 
+    @Test("the expiry sweep removes expired streams with their data, in batches", arguments: StoreKind.allCases)
+    func sweep(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let kept = path()
+            let gone = (0..<3).map { _ in path() }
+            for p in gone { _ = try await store.create(p, CreateRequest(contentType: plain, expiry: .ttl(seconds: 0), messages: [text("x")])) }
+            _ = try await store.create(kept, CreateRequest(contentType: plain, expiry: .ttl(seconds: 3600), messages: [text("y")]))
+            let sweeper = try #require(store as? any ExpirySweeping)
+            #expect(try await sweeper.sweepExpired(limit: 2) == 2)
+            #expect(try await sweeper.sweepExpired(limit: 2) == 1)
+            #expect(try await sweeper.sweepExpired(limit: 2) == 0)
+            let admin = try #require(store as? any AdminStore)
+            let left = try await admin.streams(slot: nil, limit: 100)
+            #expect(left.map(\.path) == [kept] && left[0].records == 1, "expired streams and their records are gone")
+        }
+    }
+
     @Test("the change signal fires after a commit, never before", arguments: StoreKind.allCases)
     func signal(_ kind: StoreKind) async throws {
         try await kind.withStore { store, signal in
