@@ -93,6 +93,11 @@ extension HubProblem {
         }
     }
 
+    /// A stream path outside the grammar, in an admin or ticket request body.
+    static func invalidPath(_ raw: String) -> HubProblem {
+        HubProblem(ProtocolError.invalidStreamPath(raw))
+    }
+
     init(_ error: ProtocolError) {
         self.init(status: .badRequest, code: error.code, detail: error.detail)
     }

@@ -9,52 +9,44 @@ struct Hubd: AsyncParsableCommand {
         commandName: "hubd",
         abstract: "EventHub: a durable event hub (Durable Streams over HTTP, SSE, long-poll).",
         discussion: """
-            Every option can also be set in the YAML configuration file (same names) or with a HUB_* environment
-            variable; flags win over the environment, the environment over the file:
-              --config            HUB_CONFIG             default /etc/eventhub/hub.yaml if it exists
-              --listen            HUB_LISTEN             default 127.0.0.1:4437
-              --data-dir          HUB_DATA_DIR           default ./data
-              --auth              HUB_AUTH               default tokens (open: no auth, for development only)
-              --long-poll-timeout HUB_LONG_POLL_TIMEOUT  default 30s
-              --log-level         HUB_LOG_LEVEL          default info
-              --synchronous       HUB_SYNCHRONOUS        default normal
-              --max-body-bytes    HUB_MAX_BODY_BYTES     default 16777216
-              --admin-socket      HUB_ADMIN_SOCKET       default {data-dir}/admin.sock ('' = none)
-              --rate-limit-token  HUB_RATE_LIMIT_TOKEN   default 10000 requests/s per token (0 = off)
-              --rate-limit-address HUB_RATE_LIMIT_ADDRESS default 200 requests/s per address, anonymous (0 = off)
-              --allow-query-tokens HUB_ALLOW_QUERY_TOKENS default false
-              --metrics-require-token HUB_METRICS_REQUIRE_TOKEN default false
-              --tls-listen        HUB_TLS_LISTEN         optional TLS listener HOST:PORT (with --tls-cert, --tls-key)
-              --tls-cert          HUB_TLS_CERT           PEM certificate chain (reloaded on SIGHUP)
-              --tls-key           HUB_TLS_KEY            PEM private key (reloaded on SIGHUP)
+            Settings come from flags, then HUB_* environment variables, then the YAML
+            file (--config, HUB_CONFIG, or /etc/eventhub/hub.yaml when it exists), then
+            defaults. Every option is also a file key (its name) and an environment
+            variable (HUB_ + the name in upper case with "-" as "_"), for example
+            --long-poll-timeout, long-poll-timeout:, HUB_LONG_POLL_TIMEOUT.
 
-            In tokens mode the first start writes an admin token to {data-dir}/admin.token (mode 0600).
+            In tokens mode (the default) the first start writes an admin token to
+            {data-dir}/admin.token (mode 0600). SIGHUP reloads the log level, the rate
+            limits and the TLS certificates. Under systemd, hubd sends READY/STATUS/
+            WATCHDOG/RELOADING/STOPPING and adopts the sockets systemd passes.
 
             Examples:
-              hubd                                          # 127.0.0.1:4437, SQLite in ./data, bearer tokens
-              hubd --listen 0.0.0.0:4437 --data-dir /var/lib/eventhub --synchronous full
-              HUB_LONG_POLL_TIMEOUT=500ms hubd --listen 127.0.0.1:0
+              hubd                                   # 127.0.0.1:4437, ./data, tokens
+              hubd --config /etc/eventhub/hub.yaml --check-config
+              hubd --listen 0.0.0.0:4437 --data-dir /var/lib/eventhub
+              HUB_LONG_POLL_TIMEOUT=500ms hubd --listen 127.0.0.1:0 --auth open
 
-            Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime failure, 78 on a bad configuration.
+            Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime
+            failure, 78 on a bad configuration.
             """,
         version: HubVersion.current)
 
-    @Option(help: "YAML configuration file (default /etc/eventhub/hub.yaml if present).") var config: String?
+    @Option(help: "YAML configuration file (default: /etc/eventhub/hub.yaml if present).") var config: String?
     @Flag(name: .customLong("print-config"), help: "Print the effective configuration (secrets redacted) and exit.") var printConfig = false
     @Flag(name: .customLong("check-config"), help: "Validate the configuration and exit: 0 if usable, 78 if not.") var checkConfig = false
-    @Option(help: "HTTP listener as HOST:PORT (port 0 picks a free port).") var listen: String?
-    @Option(name: .customLong("data-dir"), help: "Directory for the SQLite database.") var dataDir: String?
-    @Option(help: "Auth mode: tokens (bearer tokens) or open (everything allowed; development only).") var auth: String?
-    @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data, e.g. 500ms, 30s.") var longPollTimeout: String?
-    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String?
-    @Option(help: "SQLite synchronous mode: normal (survives kill -9) or full (also survives power loss).") var synchronous: String?
-    @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger ones get 413.") var maxBodyBytes: String?
-    @Option(name: .customLong("admin-socket"), help: "Local admin unix socket (file permissions are the auth); '' for none.") var adminSocket: String?
-    @Option(name: .customLong("rate-limit-token"), help: "Requests per second per token (0 = unlimited).") var rateLimitToken: String?
-    @Option(name: .customLong("rate-limit-address"), help: "Requests per second per client address for anonymous requests (0 = unlimited).")
+    @Option(help: "HTTP listener HOST:PORT; port 0 picks a free one (default: 127.0.0.1:4437).") var listen: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of the SQLite database and admin.token (default: ./data).") var dataDir: String?
+    @Option(help: "tokens (bearer tokens, the default) or open (no auth; development only).") var auth: String?
+    @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data: 500ms, 30s, 2m (default: 30s).") var longPollTimeout: String?
+    @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: info).") var logLevel: String?
+    @Option(help: "normal (acknowledged appends survive kill -9, the default) or full (also power loss).") var synchronous: String?
+    @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger get 413 (default: 16777216).") var maxBodyBytes: String?
+    @Option(name: .customLong("admin-socket"), help: "Local admin unix socket, mode 0600; '' for none (default: {data-dir}/admin.sock).") var adminSocket: String?
+    @Option(name: .customLong("rate-limit-token"), help: "Requests per second per token; 0 = unlimited (default: 10000).") var rateLimitToken: String?
+    @Option(name: .customLong("rate-limit-address"), help: "Requests/s per address for anonymous and failed requests; 0 = unlimited (default: 200).")
     var rateLimitAddress: String?
-    @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= (true/false); prefer tickets.") var allowQueryTokens: String?
-    @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token (true/false).") var metricsRequireToken: String?
+    @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= in URLs: true or false (default: false; prefer tickets).") var allowQueryTokens: String?
+    @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token: true or false (default: false).") var metricsRequireToken: String?
     @Option(name: .customLong("tls-listen"), help: "Optional TLS listener as HOST:PORT (needs --tls-cert and --tls-key).") var tlsListen: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for the TLS listener; reloaded on SIGHUP.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for the TLS listener; reloaded on SIGHUP.") var tlsKey: String?

@@ -143,7 +143,7 @@ struct AdminController: Sendable {
     @Sendable func showStream(_ request: Request, context: HubRequestContext) async throws -> Response {
         let grant = try context.requireAdmin()
         let raw = request.uri.path.dropFirst("/v1/admin/streams/".count)
-        guard let path = StreamPath(raw) else { throw HubProblemInvalidPath(String(raw)) }
+        guard let path = StreamPath(raw) else { throw HubProblem.invalidPath(String(raw)) }
         guard grant.reaches(path) else { throw AuthError.outOfReach }
         guard let summary = try await store.streams(slot: path.slot, limit: 100_000).first(where: { $0.path == path }) else {
             throw StoreError.streamNotFound(path)
@@ -299,6 +299,3 @@ struct AdminController: Sendable {
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 }
 
-func HubProblemInvalidPath(_ raw: String) -> HubProblem {
-    HubProblem(status: .badRequest, code: "invalid-stream-path", detail: "'\(raw.prefix(80))' is not a valid stream path.")
-}

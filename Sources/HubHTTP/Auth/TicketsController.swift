@@ -22,7 +22,7 @@ struct TicketsController: Sendable {
         let body = try await AdminController.decode(TicketRequest.self, request)
         var raw = Substring(body.path)
         if raw.hasPrefix(StreamsController.prefix) { raw = raw.dropFirst(StreamsController.prefix.count) } else if raw.hasPrefix("/") { raw = raw.dropFirst() }
-        guard let path = StreamPath(raw) else { throw HubProblemInvalidPath(String(raw)) }
+        guard let path = StreamPath(raw) else { throw HubProblem.invalidPath(String(raw)) }
         guard let scope = Scope(rawValue: body.scope ?? "read"), scope != .admin else {
             throw HubProblem(status: .badRequest, code: "invalid-body", detail: "scope must be read, append, create, delete or consume.")
         }
