@@ -171,6 +171,34 @@ struct ReadModeTests {
         }
     }
 
+    @Test("fan-out: 50 SSE subscribers (sharing their reads) each get every append exactly once, in order")
+    func fanOut() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            _ = try await hub.put(p, [jsonType])
+            let subscribers = 50, messages = 30
+            try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<subscribers {
+                    group.addTask {
+                        let seen = EventLog()
+                        try await hub.sse(hub.streamURL(p, "offset=-1&live=sse")) { event in
+                            guard event.type == "data" else { return true }
+                            let all = await seen.add(event)
+                            let count = all.reduce(0) { $0 + ((try? JSONSerialization.jsonObject(with: Data($1.data.utf8)) as? [Int])?.count ?? 0) }
+                            return count < messages
+                        }
+                        return await seen.events.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) as? [Int]) ?? [] }
+                    }
+                }
+                try await hub.untilWaiting(subscribers)
+                for i in 0..<messages { _ = try await hub.post(p, [jsonType], body: "\(i)") }
+                for try await received in group {
+                    #expect(received == Array(0..<messages), "every message once, in order")
+                }
+            }
+        }
+    }
+
     @Test("SSE needs an offset and a stream")
     func sseErrors() async throws {
         try await withRunningHub { hub in

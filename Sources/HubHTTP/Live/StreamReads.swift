@@ -13,7 +13,13 @@ struct StreamReads: Sendable {
     let signal: any ChangeSignal
     let limits: HTTPLimits
     let metrics: HubMetrics
+    let shared: SharedReads
     let cursors = CursorClock()
+
+    init(store: any StreamStore, signal: any ChangeSignal, limits: HTTPLimits, metrics: HubMetrics) {
+        self.store = store; self.signal = signal; self.limits = limits; self.metrics = metrics
+        shared = SharedReads(store: store)
+    }
 
     // MARK: Catch-up
 
@@ -52,7 +58,7 @@ struct StreamReads: Sendable {
             if result.info.closed { return noContent(result.info, cursor: nil) }
             // Take the ticket, then look once more: anything committed after the ticket ends the wait at once.
             let ticket = signal.ticket(for: result.info.id)
-            result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+            result = try await shared.read(path, stream: result.info.id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
             if !result.records.isEmpty || result.info.closed { continue }
             let remaining = deadline - ContinuousClock.now
             guard remaining > .zero else { return noContent(result.info, cursor: cursor) }
@@ -61,7 +67,8 @@ struct StreamReads: Sendable {
             metrics.longPollWaitEnded()
             switch outcome {
             case .changed:
-                result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+                result = try await shared.read(path, stream: result.info.id, after: from, ticket: signal.ticket(for: result.info.id),
+                                               maxBytes: limits.readChunkBytes)
                 metrics.recordDelivery(result.records)
             case .timedOut, .shuttingDown:
                 return noContent(result.info, cursor: cursor)
@@ -88,7 +95,7 @@ struct StreamReads: Sendable {
         var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
         if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
         let cursorFloor = Int64(cursor(client: clientCursor)) ?? 0
-        let store = self.store, signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics
+        let signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics, shared = self.shared
         let start = from
         let body = ResponseBody { writer in
             metrics.sseStarted()
@@ -117,7 +124,7 @@ struct StreamReads: Sendable {
                     var next: ReadResult?
                     while next == nil {
                         let ticket = signal.ticket(for: id)
-                        let check = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+                        let check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
                         if !check.records.isEmpty || check.info.closed { next = check; break }
                         let remaining = deadline - ContinuousClock.now
                         guard remaining > .zero else { return }
