@@ -47,7 +47,9 @@ struct TLSTests {
         #expect(try await servedSubject(port: port).contains("CN = second"), "new connections get the renewed certificate")
         #expect(await hubd.terminate() == 0)
 
-        let (badStatus, badOutput) = try await run(HubdProcess.binary, ["--data-dir", directory.path + "/bad", "--tls-listen", "127.0.0.1:0",
+        // Port 0 and no admin socket: if the check ever regressed, this hubd must not squat on a real port.
+        let (badStatus, badOutput) = try await run(HubdProcess.binary, ["--data-dir", directory.path + "/bad", "--listen", "127.0.0.1:0",
+                                                                        "--admin-socket", "", "--tls-listen", "127.0.0.1:0",
                                                                         "--tls-cert", directory.path + "/missing.pem", "--tls-key", key])
         #expect(badStatus == 78, "\(badOutput)")
         let (halfStatus, _) = try await run(HubdProcess.binary, ["--check-config", "--tls-cert", cert])

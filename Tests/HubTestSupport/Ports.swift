@@ -16,10 +16,20 @@ public func freePort() throws -> Int {
     return Int(UInt16(bigEndian: address.sin_port))
 }
 
-/// Runs a command to completion and returns (exit status, merged output).
-public func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:]) async throws -> (Int32, String) {
+/// Runs a command to completion and returns (exit status, merged output). A command still running after `limit` is
+/// killed and the test fails, so a regression (a hubd that should have refused to start) cannot hang the suite.
+public func run(_ executable: String, _ arguments: [String], environment: [String: String] = [:],
+                limit: Duration = .seconds(60)) async throws -> (Int32, String) {
     let process = try ChildProcess(executable, arguments, environment: environment)
+    let watchdog = Task {
+        try await Task.sleep(for: limit)
+        process.signal(SIGKILL)
+    }
     var lines: [String] = []
     for await line in process.lines() { lines.append(line) }
-    return (await process.wait(), lines.joined(separator: "\n"))
+    let status = await process.wait()
+    let timedOut = watchdog.isCancelled == false && status == 128 + SIGKILL
+    watchdog.cancel()
+    if timedOut { throw TestFailure("\(executable) still ran after \(limit); killed. Output:\n\(lines.suffix(20).joined(separator: "\n"))") }
+    return (status, lines.joined(separator: "\n"))
 }
