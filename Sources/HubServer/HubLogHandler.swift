@@ -62,7 +62,6 @@ public struct HubLogHandler: LogHandler {
     }
 
     static func timestamp() -> String {
-        let now = Date()
-        return now.formatted(.iso8601.year().month().day().time(includingFractionalSeconds: true))
+        Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))  // UTC, e.g. 2026-11-22T23:25:23.546Z
     }
 }
