@@ -39,18 +39,23 @@ struct StreamReads: Sendable {
         return dataResponse(result, from: from, cursor: nil, ifNoneMatch: ifNoneMatch)
     }
 
+    /// The offset a live read starts after; `now` counts as a read of the stream for its idle expiry.
+    private func resolve(_ start: ReadStart, in path: StreamPath) async throws -> Offset {
+        switch start {
+        case .now:
+            let head = try await store.info(path).head
+            try await store.touch(path)
+            return head
+        case .beginning: return .start
+        case .after(let offset): return offset
+        }
+    }
+
     // MARK: Long-poll
 
     func longPoll(_ path: StreamPath, start: ReadStart, clientCursor: String?) async throws -> Response {
         let deadline = ContinuousClock.now + limits.longPollTimeout
-        var from: Offset
-        switch start {
-        case .now:
-            from = try await store.info(path).head
-            try await store.touch(path)
-        case .beginning: from = .start
-        case .after(let offset): from = offset
-        }
+        let from = try await resolve(start, in: path)
         var result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
         while true {
             let cursor = self.cursor(client: clientCursor)
@@ -81,14 +86,7 @@ struct StreamReads: Sendable {
     // MARK: SSE
 
     func sse(_ path: StreamPath, start: ReadStart, clientCursor: String?, request: Request) async throws -> Response {
-        var from: Offset
-        switch start {
-        case .now:
-            from = try await store.info(path).head
-            try await store.touch(path)
-        case .beginning: from = .start
-        case .after(let offset): from = offset
-        }
+        let from = try await resolve(start, in: path)
         // The first read happens before the headers go out, so a missing stream or bad offset is a real 404/400.
         let first = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
         let type = first.info.contentType
