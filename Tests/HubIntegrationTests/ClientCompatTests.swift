@@ -14,10 +14,7 @@ struct ClientCompatTests {
 
     @Test("the Durable Streams Python client works unchanged: create, append, head, catch-up, long-poll, SSE, delete")
     func pythonClient() async throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
-            Issue.record("no Python client environment at \(Self.python): run scripts/setup")
-            return
-        }
+        guard requireExecutable(Self.python, "run scripts/setup (it makes the Python client environment)") else { return }
         try await withRunningHub({ $0.http.longPollTimeout = .seconds(5) }) { hub in
             let process = try ChildProcess(Self.python, [Self.script, "http://127.0.0.1:\(hub.port)"])
             var output: [String] = []

@@ -13,10 +13,7 @@ struct PackagingTests {
     @Test("systemd-analyze verify accepts the units (ExecStart pointed at the built hubd)")
     func verify() async throws {
         let analyze = "/usr/bin/systemd-analyze"
-        guard FileManager.default.isExecutableFile(atPath: analyze) else {
-            Issue.record("\(analyze) is missing: install Debian's systemd package (scripts/setup does)")
-            return
-        }
+        guard requireExecutable(analyze, "install Debian's systemd package (scripts/setup does)") else { return }
         let directory = try TemporaryDirectory()
         for name in Self.units {
             let text = try unit(name).replacingOccurrences(of: "/usr/bin/hubd", with: HubdProcess.binary)

@@ -4,14 +4,22 @@ import Testing
 
 @Suite("systemd: notifications, reload, watchdog, shutdown")
 struct SystemdTests {
+    /// Starts hubd on a config file (re-read on SIGHUP) in `directory`, with its notifications going to a socket there.
+    private func startHubd(config: String, in directory: TemporaryDirectory, environment: [String: String] = [:])
+        async throws -> (HubdProcess, NotifySocket, configFile: String) {
+        let notify = try NotifySocket(directory: directory.path)
+        let configFile = directory.path + "/hub.yaml"
+        try config.write(toFile: configFile, atomically: true, encoding: .utf8)
+        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--config", configFile],
+                                         environment: environment.merging(["NOTIFY_SOCKET": notify.path]) { $1 })
+        return (hubd, notify, configFile)
+    }
+
     @Test("READY=1 once listening, RELOADING=1 then READY=1 on SIGHUP, watchdog pings, STOPPING=1 and exit 0 on SIGTERM with SSE ended")
     func lifecycle() async throws {
         let directory = try TemporaryDirectory()
-        let notify = try NotifySocket(directory: directory.path)
-        let configFile = directory.path + "/hub.yaml"
-        try "log-level: info\nauth: open\n".write(toFile: configFile, atomically: true, encoding: .utf8)
-        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--config", configFile],
-                                         environment: ["NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"])
+        let (hubd, notify, configFile) = try await startHubd(config: "log-level: info\nauth: open\n", in: directory,
+                                                             environment: ["WATCHDOG_USEC": "400000"])
         let ready = try await notify.next(containing: "READY=1")
         #expect(ready.joined().contains("STATUS=serving on"))
         _ = try await notify.next(containing: "WATCHDOG=1")
@@ -46,11 +54,7 @@ struct SystemdTests {
     @Test("a bad configuration on SIGHUP is refused and the running one kept")
     func badReload() async throws {
         let directory = try TemporaryDirectory()
-        let notify = try NotifySocket(directory: directory.path)
-        let configFile = directory.path + "/hub.yaml"
-        try "auth: open\n".write(toFile: configFile, atomically: true, encoding: .utf8)
-        let hubd = try await HubdProcess(dataDirectory: directory.path + "/data", arguments: ["--config", configFile],
-                                         environment: ["NOTIFY_SOCKET": notify.path])
+        let (hubd, notify, configFile) = try await startHubd(config: "auth: open\n", in: directory)
         _ = try await notify.next(containing: "READY=1")
         try "long-poll-timeout: soon\n".write(toFile: configFile, atomically: true, encoding: .utf8)
         hubd.signal(SIGHUP)
@@ -63,10 +67,7 @@ struct SystemdTests {
     @Test("socket activation: hubd adopts the socket systemd-socket-activate passes and serves the connection that started it")
     func socketActivation() async throws {
         let activate = "/usr/bin/systemd-socket-activate"
-        guard FileManager.default.isExecutableFile(atPath: activate) else {
-            Issue.record("\(activate) is missing: install Debian's systemd package (scripts/setup does)")
-            return
-        }
+        guard requireExecutable(activate, "install Debian's systemd package (scripts/setup does)") else { return }
         let directory = try TemporaryDirectory()
         let notify = try NotifySocket(directory: directory.path)
         let port = try freePort()
