@@ -41,8 +41,7 @@ struct AdminController: Sendable {
     // MARK: Slots
 
     @Sendable func createSlot(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        let grant = try context.requireHubAdmin()
         let body = try await Self.decode(SlotRequest.self, request)
         guard let raw = body.name else { throw HubProblem(status: .badRequest, code: "invalid-body", detail: "name is required.") }
         let name = try Self.slotName(raw)
@@ -75,8 +74,7 @@ struct AdminController: Sendable {
     }
 
     @Sendable func deleteSlot(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        let grant = try context.requireHubAdmin()
         try await store.deleteSlot(try Self.slotName(context.parameters.require("name")), actor: grant.tokenID)
         auth.invalidate()
         return Response(status: .noContent)
@@ -152,8 +150,7 @@ struct AdminController: Sendable {
     }
 
     @Sendable func listAudit(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        try context.requireHubAdmin()
         let limit = min(Int(request.uri.queryParameters["limit"].map(String.init) ?? "") ?? 100, 1000)
         return try Self.json(ListDocument(items: try await store.audit(limit: max(1, limit)).map(AuditDocument.init)))
     }
@@ -179,8 +176,7 @@ struct AdminController: Sendable {
     }
 
     @Sendable func config(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        try context.requireHubAdmin()
         return try Self.json(facts.effectiveConfig)
     }
 
@@ -188,8 +184,7 @@ struct AdminController: Sendable {
 
     /// Open client connections (every listener), and the live responses among them by transport.
     @Sendable func connections(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        try context.requireHubAdmin()
         let open = metrics.openConnections
         return try Self.json(ConnectionsDocument(http: open.http, sse: open.sse, longPoll: open.longPoll))
     }
@@ -200,8 +195,7 @@ struct AdminController: Sendable {
     /// An online copy of the store while writes continue. The path is on the server's filesystem, written as the
     /// server's user: global admins only.
     @Sendable func backup(_ request: Request, context: HubRequestContext) async throws -> Response {
-        let grant = try context.requireAdmin()
-        guard grant.slot == nil else { throw AuthError.outOfReach }
+        let grant = try context.requireHubAdmin()
         let body = try await Self.decode(BackupRequest.self, request)
         guard let backup = store as? any OnlineBackup else {
             throw HubProblem(status: .notImplemented, code: "backup-unsupported", detail: "This store is backed up with its own tools.")

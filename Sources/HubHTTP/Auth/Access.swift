@@ -23,4 +23,12 @@ extension HubRequestContext {
         guard grant.has(.admin) else { throw AuthError.insufficientScope(.admin) }
         return grant
     }
+
+    /// The grant of a call about the whole hub (slots, audit, configuration, backup, metrics): `admin` with no slot reach.
+    @discardableResult
+    func requireHubAdmin() throws -> Grant {
+        let grant = try requireAdmin()
+        guard grant.slot == nil else { throw AuthError.outOfReach }
+        return grant
+    }
 }

@@ -13,8 +13,7 @@ struct MetricsController: Sendable {
     func addRoutes(to router: Router<HubRequestContext>) {
         router.get("/metrics") { _, context in
             if requireToken {
-                let grant = try context.requireAdmin()
-                guard grant.slot == nil else { throw AuthError.outOfReach }
+                try context.requireHubAdmin()
             }
             let body = metrics.exposition(slots: try await store.slots())
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
