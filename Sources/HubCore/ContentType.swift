@@ -5,6 +5,7 @@ public struct ContentType: Hashable, Sendable, CustomStringConvertible {
     public let essence: String
 
     public static let octetStream = ContentType(validating: "application/octet-stream")!
+    public static let json = ContentType(validating: "application/json")!
 
     /// Accepts `type/subtype` followed by optional `;` parameters; nil for anything else.
     public init?(validating raw: String) {

@@ -19,6 +19,13 @@ public enum StoreError: Error, Sendable, Equatable {
     case invalidFork(String)
     /// An offset this stream never issued (past its tail).
     case offsetOutOfRange(Offset)
+    /// A cursor below what retention kept; `floor` is the oldest cursor still served.
+    case belowRetention(floor: RetentionFloor)
+    /// A `since` past the slot's last `seq`.
+    case seqOutOfRange(requested: UInt64, head: UInt64)
+    /// A consumer name already used for another stream or the whole slot.
+    case consumerConflict(String, existing: String)
+    case consumerNotFound(String)
     case payloadTooLarge(limit: Int)
     case slotNotFound(SlotName)
     case slotExists(SlotName)
@@ -31,4 +38,10 @@ public enum StoreError: Error, Sendable, Equatable {
     case unavailable(String)
     /// Any driver failure. The text is logged, never shown to clients.
     case backend(String)
+}
+
+/// The oldest cursor retention still serves: a Durable Streams offset or a slot `seq`.
+public enum RetentionFloor: Sendable, Equatable {
+    case offset(Offset)
+    case seq(UInt64)
 }

@@ -21,6 +21,11 @@ extension HTTPField.Name {
     static let accessControlAllowHeaders = Self("Access-Control-Allow-Headers")!
     static let accessControlExposeHeaders = Self("Access-Control-Expose-Headers")!
     static let accessControlMaxAge = Self("Access-Control-Max-Age")!
+    /// On a 410 below-retention answer: the oldest cursor still served.
+    static let retentionFloor = Self("Hub-Retention-Floor")!
+    static let eventType = Self("Event-Type")!
+    static let idempotencyKey = Self("Idempotency-Key")!
+    static let lastEventID = Self("Last-Event-ID")!
 }
 
 extension HTTPFields {

@@ -53,6 +53,19 @@ extension HubProblem {
         case .invalidFork(let reason): self.init(status: .badRequest, code: "invalid-fork", detail: reason)
         case .offsetOutOfRange(let o):
             self.init(status: .badRequest, code: "invalid-offset", detail: "Offset \(o.wire) is past this stream's tail.")
+        case .belowRetention(let floor):
+            let cursor = switch floor {
+            case .offset(let offset): offset.wire
+            case .seq(let seq): String(seq)
+            }
+            self.init(status: .gone, code: "below-retention",
+                      detail: "Records up to \(cursor) were removed by the slot's retention; re-read from the oldest retained record.",
+                      headers: [.retentionFloor: cursor])
+        case .seqOutOfRange(let requested, let head):
+            self.init(status: .badRequest, code: "invalid-since", detail: "since=\(requested) is past the slot's last seq (\(head)).")
+        case .consumerConflict(let name, let existing):
+            self.init(status: .conflict, code: "consumer-conflict", detail: "Consumer '\(name.prefix(64))' already follows \(existing).")
+        case .consumerNotFound(let name): self.init(status: .notFound, code: "consumer-not-found", detail: "No consumer named '\(name.prefix(64))'.")
         case .payloadTooLarge(let limit): self.init(status: .contentTooLarge, code: "payload-too-large", detail: "Limit: \(limit) bytes.")
         case .slotNotFound(let s): self.init(status: .notFound, code: "slot-not-found", detail: "No slot named '\(s)'.")
         case .slotExists(let s): self.init(status: .conflict, code: "slot-exists", detail: "A slot named '\(s)' exists.")

@@ -70,6 +70,9 @@ enum AdminQueries {
         try StreamQueries.run(db, "DELETE FROM producers WHERE stream_id IN (SELECT id FROM streams WHERE slot_id = ?)", [.int(id)])
         try StreamQueries.run(db, "DELETE FROM streams WHERE slot_id = ?", [.int(id)])
         try StreamQueries.run(db, "DELETE FROM tokens WHERE slot = ?", [.text(name.rawValue)])
+        try StreamQueries.run(db, "DELETE FROM consumers WHERE slot_id = ?", [.int(id)])
+        try StreamQueries.run(db, "DELETE FROM event_keys WHERE slot_id = ?", [.int(id)])
+        changed.insert(ChangeKey.slot(id))
         try StreamQueries.run(db, "DELETE FROM slots WHERE id = ?", [.int(id)])
         try audit(db, actor: actor, action: "slot.delete", target: name.rawValue, detail: "\(streamIDs.count) stream(s)", nowMs: nowMs)
     }

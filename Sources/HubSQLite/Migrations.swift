@@ -90,6 +90,32 @@ enum Migrations {
             detail TEXT
         );
         """,
+        // 3: the slot log: retention floors, event dedup keys, durable consumers.
+        """
+        ALTER TABLE slots ADD COLUMN floor_seq INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE streams ADD COLUMN trimmed_pos INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE streams ADD COLUMN trimmed_seq INTEGER NOT NULL DEFAULT 0;
+        CREATE INDEX records_stream_seq ON records(stream_id, seq);
+        CREATE TABLE event_keys(
+            slot_id INTEGER NOT NULL,
+            key TEXT NOT NULL,
+            seq INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            PRIMARY KEY(slot_id, key)
+        ) WITHOUT ROWID;
+        CREATE INDEX event_keys_age ON event_keys(created_ms);
+        CREATE TABLE consumers(
+            slot_id INTEGER NOT NULL,
+            name TEXT NOT NULL,
+            stream TEXT,
+            acked_seq INTEGER NOT NULL DEFAULT 0,
+            ack_wait_ms INTEGER NOT NULL,
+            max_in_flight INTEGER NOT NULL,
+            created_ms INTEGER NOT NULL,
+            updated_ms INTEGER NOT NULL,
+            PRIMARY KEY(slot_id, name)
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// Brings `db` to the newest schema inside one transaction.

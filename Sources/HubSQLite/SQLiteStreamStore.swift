@@ -57,13 +57,17 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
 
     public func create(_ path: StreamPath, _ request: CreateRequest) async throws(StoreError) -> CreateOutcome {
         try await writer.perform { db, changed throws(StoreError) in
-            try StreamQueries.create(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            let outcome = try StreamQueries.create(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            if outcome.created && !request.messages.isEmpty { try Self.applyRecordLimit(db, slot: path.slot, changed: &changed) }
+            return outcome
         }
     }
 
     public func append(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
         try await writer.perform { db, changed throws(StoreError) in
-            try StreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            let outcome = try StreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            if case .appended = outcome, !request.messages.isEmpty { try Self.applyRecordLimit(db, slot: path.slot, changed: &changed) }
+            return outcome
         }
     }
 
@@ -72,8 +76,8 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
         let result = try await readers.read { db throws(StoreError) in
             let row = try StreamQueries.readable(db, path: path, nowMs: Self.nowMs)
             guard offset.position <= row.head else { throw StoreError.offsetOutOfRange(offset) }
-            let records = try StreamQueries.records(db, of: row, after: offset, maxBytes: maxBytes, maxRecords: maxRecords)
-            return (ReadResult(info: row.info, records: records, next: records.last?.offset ?? offset), row.ttlSeconds != nil)
+            let (records, start) = try StreamQueries.records(db, of: row, after: offset, maxBytes: maxBytes, maxRecords: maxRecords)
+            return (ReadResult(info: row.info, records: records, next: records.last?.offset ?? start), row.ttlSeconds != nil)
         }
         if result.1 { try await touch(path) }
         return result.0

@@ -109,6 +109,7 @@ enum StreamQueries {
         guard var row = try load(db, path: path) else { throw .backend("created stream vanished") }
         if let partial { try insert([partial], into: &row, nowMs: nowMs) }
         if !request.messages.isEmpty { try insert(request.messages, into: &row, nowMs: nowMs) }
+        if partial != nil || !request.messages.isEmpty { changed.insert(ChangeKey.slot(slotID)) }
         if request.closed {
             try run(db, "UPDATE streams SET closed = 1 WHERE id = ?", [.int(row.id)])
             row.closed = true
@@ -190,7 +191,7 @@ enum StreamQueries {
         if let seq = request.streamSeq, let last = row.streamSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
             throw .streamSeqRegression(last: last)
         }
-        var appended = (count: 0, bytes: 0)
+        var appended = (count: 0, bytes: 0, firstSeq: UInt64(0))
         if !request.messages.isEmpty {
             appended = try insertRecords(db, request.messages, into: row, nowMs: nowMs)
             row.head += UInt64(appended.count)
@@ -212,6 +213,7 @@ enum StreamQueries {
             ack = ProducerAck(epoch: producer.epoch, seq: producer.seq)
         }
         changed.insert(row.id)
+        if appended.count > 0 { changed.insert(ChangeKey.slot(row.slotID)) }
         return .appended(row.info, producer: ack)
     }
 
@@ -225,9 +227,9 @@ enum StreamQueries {
     }
 
     /// Inserts `messages` as records after `row.head`, each with the slot's next `seq`. The caller updates the
-    /// stream row (head, counters) with the returned count and bytes.
-    private static func insertRecords(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow,
-                                      nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int) {
+    /// stream row (head, counters) with the returned count and bytes, and wakes the stream's and the slot's readers.
+    static func insertRecords(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow,
+                              nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64) {
         let count = UInt64(messages.count)
         guard let slotHead = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq",
                                           [.int(count), .int(row.slotID)], { UInt64($0.int(0)) }) else {
@@ -251,7 +253,7 @@ enum StreamQueries {
             }
             try run(db, insertSQL(rows: rows), values)
         }
-        return (messages.count, bytes)
+        return (messages.count, bytes, firstSeq)
     }
 
     /// Rows per multi-row INSERT (8 parameters each, far below SQLite's 32 766 limit).
@@ -297,7 +299,7 @@ enum StreamQueries {
     // MARK: Reading
 
     /// One stretch of a stream's lineage: records of `stream` with positions in `(low, high]`.
-    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64 }
+    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64; let trimmed: UInt64 }
 
     /// The lineage of `row`, oldest ancestor first. A fork reads positions up to its fork point from its source chain.
     private static func segments(_ db: SQLiteConnection, of row: StreamRow) throws(StoreError) -> [Segment] {
@@ -306,7 +308,7 @@ enum StreamQueries {
         var high = row.head
         while true {
             let low = current.parentHead ?? 0
-            if high > low { out.append(Segment(stream: current.id, low: low, high: high)) }
+            if high > low { out.append(Segment(stream: current.id, low: low, high: high, trimmed: current.trimmedPos)) }
             guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
             guard let parent = try load(db, id: parentID) else { throw .backend("fork source \(parentID) missing") }
             high = min(high, parentHead)
@@ -316,27 +318,38 @@ enum StreamQueries {
     }
 
     /// Records after `after`, oldest first, stopping once `maxBytes` or `maxRecords` is reached (at least one record).
-    static func records(_ db: SQLiteConnection, of row: StreamRow, after: Offset, maxBytes: Int, maxRecords: Int) throws(StoreError) -> [StoredRecord] {
+    /// Reading from the start skips what retention removed; any other offset below it throws `.belowRetention`.
+    /// `start` is where the read really began: past the removed records when it skipped them.
+    static func records(_ db: SQLiteConnection, of row: StreamRow, after: Offset, maxBytes: Int,
+                        maxRecords: Int) throws(StoreError) -> (records: [StoredRecord], start: Offset) {
         var out: [StoredRecord] = []
         var bytes = 0
-        for segment in try segments(db, of: row) where segment.high > after.position {
-            let from = max(after.position, segment.low)
+        var from = after.position
+        var start = after
+        for segment in try segments(db, of: row) where segment.high > from {
+            let floor = min(segment.trimmed, segment.high)
+            if floor > max(from, segment.low) {
+                if after.position > 0 { throw .belowRetention(floor: .offset(Offset(floor))) }
+                from = floor
+                start = Offset(floor)
+                if floor == segment.high { continue }
+            }
             do {
                 let s = try db.statement("SELECT pos, seq, ts_ms, type, body FROM records WHERE stream_id = ? AND pos > ? AND pos <= ? ORDER BY pos",
-                                         [.int(segment.stream), .int(from), .int(segment.high)])
+                                         [.int(segment.stream), .int(max(from, segment.low)), .int(segment.high)])
                 defer { sqlite3_reset(s.handle) }
                 while try s.step() {
                     let body = s.blob(4)
                     out.append(StoredRecord(offset: Offset(UInt64(s.int(0))), seq: UInt64(s.int(1)), timestampMilliseconds: s.int(2),
                                             type: s.optionalText(3), body: body))
                     bytes += body.readableBytes
-                    if bytes >= maxBytes || out.count >= maxRecords { return out }
+                    if bytes >= maxBytes || out.count >= maxRecords { return (out, start) }
                 }
             } catch {
                 throw error.storeError
             }
         }
-        return out
+        return (out, start)
     }
 
     /// The record at `position` of `row`'s lineage, with the end of the append batch it belongs to.

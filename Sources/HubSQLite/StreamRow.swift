@@ -5,7 +5,8 @@ import NIOCore
 struct StreamRow {
     static let columns = """
         id, path, slot_id, content_type, created_ms, accessed_ms, ttl_s, expires_at_ms, expires_at_text, closed,
-        stream_seq, head, parent_id, parent_head, fork_source, fork_offset, fork_sub_offset, fork_count, deleted
+        stream_seq, head, parent_id, parent_head, fork_source, fork_offset, fork_sub_offset, fork_count, deleted,
+        trimmed_pos, trimmed_seq
         """
 
     var id: Int64
@@ -27,6 +28,9 @@ struct StreamRow {
     var forkSubOffset: Int64
     var forkCount: Int64
     var deleted: Bool
+    /// Retention removed this stream's records up to this position (and up to this slot `seq`).
+    var trimmedPos: UInt64
+    var trimmedSeq: UInt64
 
     init(_ s: Statement) throws(StoreError) {
         guard let path = StreamPath(s.text(1)), let type = ContentType(validating: s.text(3)) else {
@@ -38,6 +42,7 @@ struct StreamRow {
         head = UInt64(s.int(11)); parentID = s.optionalInt(12); parentHead = s.optionalInt(13).map(UInt64.init)
         forkSource = s.optionalText(14); forkOffset = s.optionalInt(15); forkSubOffset = s.int(16); forkCount = s.int(17)
         deleted = s.int(18) != 0
+        trimmedPos = UInt64(s.int(19)); trimmedSeq = UInt64(s.int(20))
     }
 
     var expiry: StreamExpiry? {
