@@ -4,7 +4,7 @@ import Hummingbird
 /// Builds the router: response headers outermost, then problem rendering, then method checks and the routes.
 /// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
 ///   file permissions are the authentication).
-public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeSignal, limits: HTTPLimits,
+public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: any ChangeSignal, limits: HTTPLimits,
                         auth: Authenticator, facts: ServerFacts, metrics: HubMetrics, metricsRequireToken: Bool = false,
                         localAdmin: Bool = false) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
@@ -24,5 +24,10 @@ public func buildRouter(store: any StreamStore & AdminStore, signal: any ChangeS
     MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)
     AdminController(store: store, auth: auth, facts: facts, metrics: metrics).addRoutes(to: router)
     TicketsController(tickets: tickets).addRoutes(to: router)
+    let follower = LogFollower(store: store, signal: signal, shared: SharedLogReads(store: store, maxBytes: limits.readChunkBytes))
+    let activity = SlotActivity()
+    EventsController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics,
+                     allocations: RateLimiter(rate: limits.selfServicePerHour / 3600, burst: max(1, limits.selfServicePerHour))).addRoutes(to: router)
+    WebSocketController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
     return router
 }

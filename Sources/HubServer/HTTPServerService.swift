@@ -2,6 +2,7 @@ import Foundation
 import HubHTTP
 import Hummingbird
 import HummingbirdCore
+import HummingbirdWebSocket
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -25,7 +26,7 @@ public enum ListenTarget: Sendable, CustomStringConvertible {
     }
 }
 
-/// The HTTP/1.1 server, one code path whether it binds its socket or adopts one from systemd (Hummingbird's own
+/// The HTTP/1.1 server (with WebSocket upgrades), one code path whether it binds its socket or adopts one from systemd (Hummingbird's own
 /// `Application` can only bind). Runs the router's responder over Hummingbird's HTTP1 channel; on graceful shutdown
 /// it stops accepting and lets open connections finish.
 struct HTTPServerService: Service {
@@ -34,6 +35,8 @@ struct HTTPServerService: Service {
     let logger: Logger
     /// Counts open connections (metrics and the admin API).
     let metrics: HubMetrics
+    /// WebSocket upgrades (`/v1/ws`) go through the same router, which decides whether to upgrade.
+    let webSocket: WebSocketServerConfiguration
     /// When set, connections speak TLS with the current certificate.
     var tls: TLSCertificates? = nil
     let onRunning: @Sendable (any Channel) -> Void
@@ -41,7 +44,7 @@ struct HTTPServerService: Service {
     func run() async throws {
         let responder = self.responder
         let logger = self.logger
-        let child = HTTP1Channel(responder: { request, responseWriter, channel in
+        let child = HTTP1WebSocketUpgradeChannel(responder: { request, responseWriter, channel in
             var requestLogger = logger
             requestLogger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
             let context = HubRequestContext(source: .init(channel: channel, logger: requestLogger))
@@ -57,19 +60,19 @@ struct HTTPServerService: Service {
             response.headers[.server] = "hubd"
             let writer = responseWriter
             try await writer.write(response: response.head, body: response.body)
-        })
+        }, webSocketResponder: responder, configuration: .init(ws: webSocket))
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let tls = self.tls, metrics = self.metrics
-        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1Channel.Value> = { channel in
+        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1WebSocketUpgradeChannel.Value> = { channel in
             guard let tls else { return child.setup(channel: channel, logger: logger) }
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
             }.flatMap { child.setup(channel: channel, logger: logger) }
         }
-        let server: NIOAsyncChannel<HTTP1Channel.Value, Never>
+        let server: NIOAsyncChannel<HTTP1WebSocketUpgradeChannel.Value, Never>
         switch target {
         case .address(let host, let port):
             server = try await bootstrap.bind(host: host, port: port, serverBackPressureStrategy: nil, childChannelInitializer: setup)

@@ -60,7 +60,7 @@ public struct Hub: Sendable {
             onListening?(port)
         }
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics) { channel in
+            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)",
                                                     "hub.listener": "\(httpTarget)"])
@@ -68,7 +68,7 @@ public struct Hub: Sendable {
             }),
         ]
         if let tls {
-            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics) { channel in
+            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { channel in
                 logger.info("listening with TLS", metadata: ["hub.listener": "\(tls.target)", "hub.tls-port": "\(channel.localAddress?.port ?? 0)"])
                 ready.arrived(port: nil)
             }
@@ -78,7 +78,7 @@ public struct Hub: Sendable {
         if let adminTarget {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
             let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true)
-            servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger, metrics: metrics) { _ in
+            servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { _ in
                 if case .unixPath(let path) = adminTarget { chmod(path, 0o600) }
                 logger.info("admin socket", metadata: ["hub.listener": "\(adminTarget)"])
                 ready.arrived(port: nil)
@@ -87,6 +87,8 @@ public struct Hub: Sendable {
         var groupConfig = ServiceGroupConfiguration(
             services: [.init(service: StoreService(store: store))] + servers + [
                 .init(service: ExpirySweepService(store: store, interval: config.expirySweepInterval, logger: logger)),
+                .init(service: RetentionService(store: store, interval: config.retentionInterval, dedupWindow: config.http.dedupWindow,
+                                                metrics: metrics, logger: logger)),
                 .init(service: WatchdogService(notifier: notifier) { "serving; \(signal.waiterCount) live readers waiting" }),
                 .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
                     // Certificates first: if they do not load, nothing of the new configuration applies.
@@ -204,6 +206,31 @@ struct ExpirySweepService: Service {
             if removed > 0 { logger.info("removed expired streams", metadata: ["hub.count": "\(removed)"]) }
         } catch {
             logger.error("expiry sweep failed", metadata: ["error": "\(error)"])
+        }
+    }
+}
+
+/// Every `interval`, applies each slot's retention (age, bytes, records) and forgets dedup keys past their window.
+/// Readers whose cursor falls below a new floor get the uniform below-retention answer on their next read.
+struct RetentionService: Service {
+    let store: any SlotLog
+    let interval: Duration
+    let dedupWindow: Duration
+    let metrics: HubMetrics
+    let logger: Logger
+
+    func run() async throws {
+        try? await cancelWhenGracefulShutdown {
+            while !Task.isCancelled {
+                try await Task.sleep(for: interval)
+                do {
+                    let removed = try await store.applyRetention(dedupWindowMs: Int64(dedupWindow.components.seconds * 1000))
+                    metrics.retentionSwept(removed: removed)
+                    if removed > 0 { logger.debug("retention removed records", metadata: ["hub.count": "\(removed)"]) }
+                } catch {
+                    logger.error("retention sweep failed", metadata: ["error": "\(error)"])
+                }
+            }
         }
     }
 }

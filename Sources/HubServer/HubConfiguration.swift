@@ -37,6 +37,8 @@ public struct HubConfiguration: Sendable {
     public var adminSocket: String?
     /// How often expired streams are removed from storage (expiry itself is checked on every access).
     public var expirySweepInterval: Duration = .seconds(30)
+    /// How often slot retention (max age, max bytes) is applied; max records also holds at every commit.
+    public var retentionInterval: Duration = .seconds(5)
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
     public var shutdownGrace: Duration = .seconds(10)
     /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).
@@ -57,6 +59,11 @@ public struct HubConfiguration: Sendable {
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
             "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken),
             "tls-listen": tlsListen.map { "\($0.host):\($0.port)" } ?? "", "tls-cert": tlsCertificate ?? "", "tls-key": tlsKey ?? "",
+            "max-message-bytes": String(http.maxMessageBytes), "dedup-window": Self.formatDuration(http.dedupWindow),
+            "self-service-slots": String(http.selfServiceSlots), "self-service-per-hour": Self.formatRate(http.selfServicePerHour),
+            "retention-interval": Self.formatDuration(retentionInterval), "ws-ping-interval": Self.formatDuration(http.webSocketPing),
+            "ws-send-timeout": Self.formatDuration(http.webSocketSendTimeout), "consumer-ack-wait": Self.formatDuration(http.consumerAckWait),
+            "consumer-max-in-flight": String(http.consumerMaxInFlight),
         ]
     }
 
@@ -77,7 +84,9 @@ extension HubConfiguration {
     /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
     public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes",
                                      "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
-                                     "metrics-require-token", "tls-listen", "tls-cert", "tls-key"]
+                                     "metrics-require-token", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
+                                     "self-service-slots", "self-service-per-hour", "retention-interval", "ws-ping-interval", "ws-send-timeout",
+                                     "consumer-ack-wait", "consumer-max-in-flight"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -140,6 +149,37 @@ extension HubConfiguration {
             if let (v, source) = value(option) {
                 guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
                 config[keyPath: keyPath] = flag
+            }
+        }
+        if let (v, source) = value("max-message-bytes") {
+            guard let n = Int(v), n >= 64, n <= 64 << 20 else { throw ConfigurationError("\(source): '\(v)' is not a byte count from 64 to 67108864") }
+            config.http.maxMessageBytes = n
+        }
+        if let (v, source) = value("consumer-max-in-flight") {
+            guard let n = Int(v), n >= 1, n <= 100_000 else { throw ConfigurationError("\(source): '\(v)' is not a count from 1 to 100000") }
+            config.http.consumerMaxInFlight = n
+        }
+        if let (v, source) = value("self-service-per-hour") {
+            guard let n = Double(v), n > 0, n <= 1_000_000 else { throw ConfigurationError("\(source): '\(v)' is not a positive number of allocations per hour") }
+            config.http.selfServicePerHour = n
+        }
+        if let (v, source) = value("self-service-slots") {
+            guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
+            config.http.selfServiceSlots = flag
+        }
+        let durations: [(String, WritableKeyPath<HubConfiguration, Duration>, Duration, Duration)] = [
+            ("dedup-window", \.http.dedupWindow, .zero, .seconds(7 * 86_400)),
+            ("retention-interval", \.retentionInterval, .milliseconds(100), .seconds(3600)),
+            ("ws-ping-interval", \.http.webSocketPing, .seconds(1), .seconds(3600)),
+            ("ws-send-timeout", \.http.webSocketSendTimeout, .milliseconds(100), .seconds(3600)),
+            ("consumer-ack-wait", \.http.consumerAckWait, .milliseconds(100), .seconds(3600)),
+        ]
+        for (option, keyPath, low, high) in durations {
+            if let (v, source) = value(option) {
+                guard let d = parseDuration(v), d >= low, d <= high else {
+                    throw ConfigurationError("\(source): '\(v)' is not a duration from \(formatDuration(low)) to \(formatDuration(high)) (e.g. 500ms, 30s, 2m)")
+                }
+                config[keyPath: keyPath] = d
             }
         }
         if let (v, source) = value("tls-listen"), !v.isEmpty {

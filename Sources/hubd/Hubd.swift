@@ -7,7 +7,7 @@ import Logging
 struct Hubd: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hubd",
-        abstract: "EventHub: a durable event hub (Durable Streams over HTTP, SSE, long-poll).",
+        abstract: "EventHub: a durable event hub (Durable Streams, events over SSE, long-poll and WebSocket).",
         discussion: """
             Settings come from flags, then HUB_* environment variables, then the YAML
             file (--config, HUB_CONFIG, or /etc/eventhub/hub.yaml when it exists), then
@@ -50,6 +50,18 @@ struct Hubd: AsyncParsableCommand {
     @Option(name: .customLong("tls-listen"), help: "Optional TLS listener as HOST:PORT (needs --tls-cert and --tls-key).") var tlsListen: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for the TLS listener; reloaded on SIGHUP.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for the TLS listener; reloaded on SIGHUP.") var tlsKey: String?
+    @Option(name: .customLong("max-message-bytes"), help: "Largest single event a slot accepts unless it sets its own (default: 1048576).")
+    var maxMessageBytes: String?
+    @Option(name: .customLong("dedup-window"), help: "How long an event_id/Idempotency-Key deduplicates (default: 10m).") var dedupWindow: String?
+    @Option(name: .customLong("self-service-slots"), help: "Open POST /v1/slot/allocate: true or false (default: false).") var selfServiceSlots: String?
+    @Option(name: .customLong("self-service-per-hour"), help: "Self-service allocations per hour per client address (default: 10).")
+    var selfServicePerHour: String?
+    @Option(name: .customLong("retention-interval"), help: "How often slot retention (age, bytes) is applied (default: 5s).") var retentionInterval: String?
+    @Option(name: .customLong("ws-ping-interval"), help: "WebSocket ping interval; no pong by the next ping closes (default: 25s).") var wsPingInterval: String?
+    @Option(name: .customLong("ws-send-timeout"), help: "A WebSocket send pending this long closes with 4008 (default: 30s).") var wsSendTimeout: String?
+    @Option(name: .customLong("consumer-ack-wait"), help: "Redeliver a consumer's unacknowledged frames after (default: 30s).") var consumerAckWait: String?
+    @Option(name: .customLong("consumer-max-in-flight"), help: "Most unacknowledged frames per consumer connection (default: 1000).")
+    var consumerMaxInFlight: String?
 
     /// Resolves the configuration, builds the hub and runs it until SIGTERM/SIGINT.
     func run() async throws {
@@ -60,6 +72,9 @@ struct Hubd: AsyncParsableCommand {
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         flags["metrics-require-token"] = metricsRequireToken
         flags["tls-listen"] = tlsListen; flags["tls-cert"] = tlsCert; flags["tls-key"] = tlsKey
+        flags["max-message-bytes"] = maxMessageBytes; flags["dedup-window"] = dedupWindow; flags["self-service-slots"] = selfServiceSlots
+        flags["self-service-per-hour"] = selfServicePerHour; flags["retention-interval"] = retentionInterval; flags["ws-ping-interval"] = wsPingInterval
+        flags["ws-send-timeout"] = wsSendTimeout; flags["consumer-ack-wait"] = consumerAckWait; flags["consumer-max-in-flight"] = consumerMaxInFlight
         let config: HubConfiguration
         do {
             config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)

@@ -9,7 +9,7 @@ import NIOCore
 /// the `admin` scope; a slot-scoped admin token reaches only its own slot. Mutations clear the auth caches so a
 /// revoked token stops working on the very next request.
 struct AdminController: Sendable {
-    let store: any StreamStore & AdminStore
+    let store: any StreamStore & AdminStore & SlotLog
     let auth: Authenticator
     let facts: ServerFacts
     let metrics: HubMetrics
@@ -35,6 +35,8 @@ struct AdminController: Sendable {
         admin.get("stats", use: stats)
         admin.get("config", use: config)
         admin.get("connections", use: connections)
+        admin.get("consumers", use: listConsumers)
+        admin.delete("consumers/:slot/:consumer", use: resetConsumer)
         admin.post("backup", use: backup)
     }
 
@@ -180,13 +182,34 @@ struct AdminController: Sendable {
         return try Self.json(facts.effectiveConfig)
     }
 
-    struct ConnectionsDocument: Encodable { var http: Int; var sse: Int; var longPoll: Int }
+    struct ConnectionsDocument: Encodable { var http: Int; var sse: Int; var longPoll: Int; var websocket: Int }
 
     /// Open client connections (every listener), and the live responses among them by transport.
     @Sendable func connections(_ request: Request, context: HubRequestContext) async throws -> Response {
         try context.requireHubAdmin()
         let open = metrics.openConnections
-        return try Self.json(ConnectionsDocument(http: open.http, sse: open.sse, longPoll: open.longPoll))
+        return try Self.json(ConnectionsDocument(http: open.http, sse: open.sse, longPoll: open.longPoll, websocket: open.webSocket))
+    }
+
+    // MARK: Consumers
+
+    @Sendable func listConsumers(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        let slot = try request.uri.queryParameters["slot"].map { try Self.slotName(String($0)) }
+        if let own = grant.slot, slot != own { throw AuthError.outOfReach }
+        let consumers = try await store.consumers(slot: slot ?? grant.slot)
+        return try Self.json(ListDocument(items: consumers.map(ConsumerDocument.init)))
+    }
+
+    /// Deletes the consumer's cursor: its next connection starts over (from `since`, or the oldest retained record).
+    @Sendable func resetConsumer(_ request: Request, context: HubRequestContext) async throws -> Response {
+        let grant = try context.requireAdmin()
+        let slot = try Self.slotName(context.parameters.require("slot"))
+        guard grant.reaches(slot: slot) else { throw AuthError.outOfReach }
+        let name = try context.parameters.require("consumer")
+        guard ConsumerState.isValidName(name) else { throw StoreError.consumerNotFound(name) }
+        try await store.deleteConsumer(name, slot: slot, actor: grant.tokenID)
+        return Response(status: .noContent)
     }
 
     struct BackupRequest: Decodable { var path: String }

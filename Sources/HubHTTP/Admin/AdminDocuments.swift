@@ -133,3 +133,23 @@ struct AuditDocument: Codable {
 struct ListDocument<Item: Encodable>: Encodable {
     var items: [Item]
 }
+
+/// A durable consumer with its lag (`GET /v1/admin/consumers`).
+struct ConsumerDocument: Encodable {
+    var slot: String
+    var name: String
+    var stream: String?
+    var ackedSeq: UInt64
+    var headSeq: UInt64
+    var lag: UInt64
+    var ackWaitMs: Int64
+    var maxInFlight: Int64
+    var createdAt: String
+    var updatedAt: String
+
+    init(_ c: ConsumerState) {
+        slot = c.slot.rawValue; name = c.name; stream = c.scope.streamPath?.rawValue; ackedSeq = c.ackedSeq; headSeq = c.headSeq; lag = c.lag
+        ackWaitMs = c.ackWaitMs; maxInFlight = c.maxInFlight
+        createdAt = RFC3339.format(millisecondsSince1970: c.createdAtMs); updatedAt = RFC3339.format(millisecondsSince1970: c.updatedAtMs)
+    }
+}

@@ -14,8 +14,12 @@ public final class HubMetrics: Sendable {
     let sseConnections: Gauge
     let longPollWaiting: Gauge
     let httpConnections: Gauge
+    let webSocketConnections: Gauge
+    let slowConsumerCloses: Counter
+    let redeliveries: Counter
+    let retentionRemoved: Counter
     /// Open connections by transport, readable by the admin API (gauges cannot be read back).
-    let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0)
+    let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
     let deliveryLatency: DurationHistogram
     let responses: [Counter]
 
@@ -30,6 +34,12 @@ public final class HubMetrics: Sendable {
         sseConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "sse")])
         longPollWaiting = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "long-poll")])
         httpConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "http")])
+        webSocketConnections = registry.makeGauge(descriptor: Self.connections, labels: [("transport", "websocket")])
+        slowConsumerCloses = registry.makeCounter(descriptor: Self.name("slow_consumer_closes", "total",
+                                                                        "WebSocket connections closed with 4008 because the client stopped reading."))
+        redeliveries = registry.makeCounter(descriptor: Self.name("consumer_redeliveries", "total",
+                                                                  "Times a durable consumer's unacknowledged frames were sent again after ack_wait."))
+        retentionRemoved = registry.makeCounter(descriptor: Self.name("retention_removed_records", "total", "Records removed by slot retention sweeps."))
         deliveryLatency = registry.makeDurationHistogram(
             descriptor: Self.name("delivery_latency", "seconds", "From a message's commit to its write to a live reader (SSE and long-poll)."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -52,8 +62,8 @@ public final class HubMetrics: Sendable {
     func longPollWaitEnded() { longPollWaiting.decrement(); openLongPoll.subtract(1, ordering: .relaxed) }
 
     /// Open connections now: all client connections, and the live responses among them by transport.
-    public var openConnections: (http: Int, sse: Int, longPoll: Int) {
-        (openHTTP.load(ordering: .relaxed), openSSE.load(ordering: .relaxed), openLongPoll.load(ordering: .relaxed))
+    public var openConnections: (http: Int, sse: Int, longPoll: Int, webSocket: Int) {
+        (openHTTP.load(ordering: .relaxed), openSSE.load(ordering: .relaxed), openLongPoll.load(ordering: .relaxed), openWebSocket.load(ordering: .relaxed))
     }
 
     func authFailure(_ reason: String) -> Counter {
@@ -81,6 +91,12 @@ public final class HubMetrics: Sendable {
     }
 
     /// Delivery latency of a batch: from the newest record's commit time to now.
+    func webSocketOpened() { webSocketConnections.increment(); openWebSocket.add(1, ordering: .relaxed) }
+    func webSocketClosed() { webSocketConnections.decrement(); openWebSocket.subtract(1, ordering: .relaxed) }
+    func slowConsumerClosed() { slowConsumerCloses.increment() }
+    func consumerRedelivery() { redeliveries.increment() }
+    public func retentionSwept(removed: Int) { if removed > 0 { retentionRemoved.increment(by: Int64(removed)) } }
+
     func recordDelivery(_ records: [StoredRecord]) {
         guard let newest = records.last else { return }
         let ms = max(0, Int64(Date().timeIntervalSince1970 * 1000) - newest.timestampMilliseconds)
@@ -88,7 +104,7 @@ public final class HubMetrics: Sendable {
     }
 
     /// The text exposition, with per-slot sizes computed now (so deleted slots disappear from the output).
-    func exposition(slots: [SlotInfo]) -> [UInt8] {
+    func exposition(slots: [SlotInfo], consumers: [ConsumerState]) -> [UInt8] {
         var out: [UInt8] = []
         registry.emit(into: &out)
         var text = "# HELP hub_slot_bytes Bytes of message bodies stored per slot.\n# TYPE hub_slot_bytes gauge\n"
@@ -97,6 +113,8 @@ public final class HubMetrics: Sendable {
         for slot in slots { text += "hub_slot_records{slot=\"\(slot.name.rawValue)\"} \(slot.records)\n" }
         text += "# HELP hub_slot_head_seq Last assigned sequence number per slot.\n# TYPE hub_slot_head_seq gauge\n"
         for slot in slots { text += "hub_slot_head_seq{slot=\"\(slot.name.rawValue)\"} \(slot.headSeq)\n" }
+        text += "# HELP hub_consumer_lag Records of the slot after a durable consumer's last acknowledgement.\n# TYPE hub_consumer_lag gauge\n"
+        for c in consumers { text += "hub_consumer_lag{slot=\"\(c.slot.rawValue)\",consumer=\"\(c.name)\"} \(c.lag)\n" }
         out += Array(text.utf8)
         return out
     }

@@ -7,7 +7,7 @@ import NIOCore
 /// otherwise); with `metrics-require-token` it needs a global admin token.
 struct MetricsController: Sendable {
     let metrics: HubMetrics
-    let store: any AdminStore
+    let store: any AdminStore & SlotLog
     let requireToken: Bool
 
     func addRoutes(to router: Router<HubRequestContext>) {
@@ -15,7 +15,7 @@ struct MetricsController: Sendable {
             if requireToken {
                 try context.requireHubAdmin()
             }
-            let body = metrics.exposition(slots: try await store.slots())
+            let body = metrics.exposition(slots: try await store.slots(), consumers: try await store.consumers(slot: nil))
             return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4; charset=utf-8"],
                             body: .init(byteBuffer: ByteBuffer(bytes: body)))
         }
