@@ -14,6 +14,7 @@ let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
 let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
+let nioWebSocket: Target.Dependency = .product(name: "NIOWebSocket", package: "swift-nio")
 let logging: Target.Dependency = .product(name: "Logging", package: "swift-log")
 let serviceLifecycle: Target.Dependency = .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")
 let unixSignals: Target.Dependency = .product(name: "UnixSignals", package: "swift-service-lifecycle")
@@ -21,9 +22,10 @@ let crypto: Target.Dependency = .product(name: "Crypto", package: "swift-crypto"
 let yams: Target.Dependency = .product(name: "Yams", package: "Yams")
 let prometheus: Target.Dependency = .product(name: "Prometheus", package: "swift-prometheus")
 let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl")
-let webSocket: Target.Dependency = .product(name: "HummingbirdWebSocket", package: "hummingbird-websocket")
-let webSocketCompression: Target.Dependency = .product(name: "HummingbirdWSCompression", package: "hummingbird-websocket")
-let webSocketClient: Target.Dependency = .product(name: "HummingbirdWSClient", package: "hummingbird-websocket")
+let webSocket: Target.Dependency = .product(name: "WSCore", package: "swift-websocket")
+let webSocketCompression: Target.Dependency = .product(name: "WSCompression", package: "swift-websocket")
+let webSocketClient: Target.Dependency = .product(name: "WSClient", package: "swift-websocket")
+let nioHTTPTypesHTTP1: Target.Dependency = .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
@@ -42,7 +44,8 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
-        .package(url: "https://github.com/hummingbird-project/hummingbird-websocket.git", from: "2.8.1"),
+        .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
+        .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
     ],
     targets: [
         .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
@@ -52,8 +55,8 @@ let package = Package(
         .target(name: "HubSQLite", dependencies: ["HubCore", "CSQLite", nioCore, nioPosix, logging], swiftSettings: strict),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
-        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, webSocket, webSocketCompression, serviceLifecycle, logging, prometheus], swiftSettings: strict),
-        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
+        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, webSocket, webSocketCompression, nioWebSocket, serviceLifecycle, logging, prometheus], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
 
         .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),
@@ -62,6 +65,6 @@ let package = Package(
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1, webSocketClient]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1, nioWebSocket, webSocketClient]),
     ]
 )

@@ -1,22 +1,35 @@
 import HubAuth
 import Hummingbird
-import HummingbirdWebSocket
+import Logging
 import NIOCore
+import Synchronization
+import WSCore
 
 /// The per-request context: the caller's address, and its grant once `AuthMiddleware` has run (nil: anonymous).
-/// It carries the WebSocket handler a `/v1/ws` upgrade hands over, and the connection's channel, which a slow
-/// WebSocket consumer's watchdog closes.
-public struct HubRequestContext: RequestContext, RemoteAddressRequestContext, WebSocketRequestContext {
+/// A `/v1/ws` request that passed every check leaves its session in `webSocket` for the server to run after the
+/// upgrade; the connection's channel lets a slow WebSocket consumer's watchdog close it.
+public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
     public var coreContext: CoreRequestContextStorage
     public var grant: Grant?
     public let remoteAddress: SocketAddress?
-    public let webSocket: WebSocketHandlerReference<HubRequestContext>
+    public let webSocket = WebSocketUpgrade()
     let channel: any Channel
 
     public init(source: Source) {
         coreContext = .init(source: source)
         remoteAddress = source.channel.remoteAddress
         channel = source.channel
-        webSocket = .init()
     }
+}
+
+/// What runs on a WebSocket once the upgrade completed.
+public typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, Logger) async throws -> Void
+
+/// Hands a checked WebSocket session from the router to the server's upgrade code.
+public final class WebSocketUpgrade: Sendable {
+    private let session = Mutex<WebSocketSession?>(nil)
+    public init() {}
+    func accept(_ run: @escaping WebSocketSession) { session.withLock { $0 = run } }
+    /// The session to run, if the request was accepted for an upgrade.
+    public var accepted: WebSocketSession? { session.withLock { $0 } }
 }

@@ -9,7 +9,7 @@ struct ResponseHeadersMiddleware: RouterMiddleware {
 
     static let exposed = [
         "Stream-Next-Offset", "Stream-Up-To-Date", "Stream-Cursor", "Stream-Closed", "Stream-TTL", "Stream-Expires-At",
-        "Producer-Epoch", "Producer-Seq", "Producer-Expected-Seq", "Producer-Received-Seq", "stream-sse-data-encoding",
+        "Producer-Epoch", "Producer-Seq", "Producer-Expected-Seq", "Producer-Received-Seq", "stream-sse-data-encoding", "Hub-Retention-Floor",
         "ETag", "Location", "Retry-After", "Content-Type",
     ].joined(separator: ", ")
     static let allowed = [

@@ -2,7 +2,6 @@ import Foundation
 import HubHTTP
 import Hummingbird
 import HummingbirdCore
-import HummingbirdWebSocket
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -36,7 +35,7 @@ struct HTTPServerService: Service {
     /// Counts open connections (metrics and the admin API).
     let metrics: HubMetrics
     /// WebSocket upgrades (`/v1/ws`) go through the same router, which decides whether to upgrade.
-    let webSocket: WebSocketServerConfiguration
+    let webSocket: WebSocketSettings
     /// When set, connections speak TLS with the current certificate.
     var tls: TLSCertificates? = nil
     let onRunning: @Sendable (any Channel) -> Void
@@ -44,7 +43,7 @@ struct HTTPServerService: Service {
     func run() async throws {
         let responder = self.responder
         let logger = self.logger
-        let child = HTTP1WebSocketUpgradeChannel(responder: { request, responseWriter, channel in
+        let child = UpgradableHTTPChannel(responder: { request, responseWriter, channel in
             var requestLogger = logger
             requestLogger[metadataKey: "hb.request.id"] = .stringConvertible(RequestID())
             let context = HubRequestContext(source: .init(channel: channel, logger: requestLogger))
@@ -60,19 +59,19 @@ struct HTTPServerService: Service {
             response.headers[.server] = "hubd"
             let writer = responseWriter
             try await writer.write(response: response.head, body: response.body)
-        }, webSocketResponder: responder, configuration: .init(ws: webSocket))
+        }, router: responder, settings: webSocket)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
         let tls = self.tls, metrics = self.metrics
-        let setup: @Sendable (any Channel) -> EventLoopFuture<HTTP1WebSocketUpgradeChannel.Value> = { channel in
+        let setup: @Sendable (any Channel) -> EventLoopFuture<UpgradableHTTPChannel.Value> = { channel in
             guard let tls else { return child.setup(channel: channel, logger: logger) }
             return channel.eventLoop.makeCompletedFuture {
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.current))
             }.flatMap { child.setup(channel: channel, logger: logger) }
         }
-        let server: NIOAsyncChannel<HTTP1WebSocketUpgradeChannel.Value, Never>
+        let server: NIOAsyncChannel<UpgradableHTTPChannel.Value, Never>
         switch target {
         case .address(let host, let port):
             server = try await bootstrap.bind(host: host, port: port, serverBackPressureStrategy: nil, childChannelInitializer: setup)

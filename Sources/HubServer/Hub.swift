@@ -60,7 +60,7 @@ public struct Hub: Sendable {
             onListening?(port)
         }
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { channel in
+            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { channel in
                 let port = channel.localAddress?.port ?? 0
                 logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)",
                                                     "hub.listener": "\(httpTarget)"])
@@ -68,7 +68,7 @@ public struct Hub: Sendable {
             }),
         ]
         if let tls {
-            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { channel in
+            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { channel in
                 logger.info("listening with TLS", metadata: ["hub.listener": "\(tls.target)", "hub.tls-port": "\(channel.localAddress?.port ?? 0)"])
                 ready.arrived(port: nil)
             }
@@ -78,7 +78,7 @@ public struct Hub: Sendable {
         if let adminTarget {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
             let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true)
-            servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketConfiguration) { _ in
+            servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { _ in
                 if case .unixPath(let path) = adminTarget { chmod(path, 0o600) }
                 logger.info("admin socket", metadata: ["hub.listener": "\(adminTarget)"])
                 ready.arrived(port: nil)

@@ -4,8 +4,8 @@ import HubAuth
 import HubCore
 import HubProtocol
 import Hummingbird
-import HummingbirdWebSocket
-import HummingbirdWSCompression
+import WSCompression
+import WSCore
 import Logging
 import NIOCore
 import NIOWebSocket
@@ -34,21 +34,23 @@ struct WebSocketController: Sendable {
         static let internalError = WebSocketErrorCode.unexpectedServerError  // 1011
     }
 
+    /// The upgrade request runs through the router like any other: auth, then these checks. Accepted, it leaves the
+    /// session on the context and answers 200, which the server turns into the 101 upgrade. Refused, it answers with
+    /// the problem (the server sends that instead of upgrading).
     func addRoutes(to router: Router<HubRequestContext>) {
-        router.ws("/v1/ws", shouldUpgrade: { request, context in
+        router.get("/v1/ws") { request, context -> Response in
             guard request.headers[.upgrade]?.lowercased() == "websocket" else {
                 throw HubProblem(status: .upgradeRequired, code: "websocket-required", detail: "/v1/ws is a WebSocket endpoint.",
                                  headers: [.upgrade: "websocket"])
             }
-            let parameters = try Subscription(request, limits: limits)
-            try await context.authorize(parameters.consumer == nil ? .read : .consume, on: parameters.authorizedPath, using: auth)
-            return .upgrade([:])
-        }, onUpgrade: { inbound, outbound, context in
-            // The request was checked before the upgrade; parsing it again cannot fail differently.
-            guard let subscription = try? Subscription(context.request, limits: limits) else { return }
-            try await session(subscription, inbound: inbound, outbound: outbound, channel: context.requestContext.channel,
-                              logger: context.logger)
-        })
+            let subscription = try Subscription(request, limits: limits)
+            try await context.authorize(subscription.consumer == nil ? .read : .consume, on: subscription.authorizedPath, using: auth)
+            let channel = context.channel
+            context.webSocket.accept { inbound, outbound, logger in
+                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, logger: logger)
+            }
+            return Response(status: .ok)
+        }
     }
 
     /// What a connection asked for: `stream=` or `slot=`, `since`, `consumer`, `envelope`, `ack_wait_ms`, `max_in_flight`.
@@ -390,13 +392,23 @@ final class Sender: Sendable {
     }
 }
 
+/// The WebSocket protocol settings every listener uses.
+public struct WebSocketSettings: Sendable {
+    /// Largest inbound frame; larger ones close the connection with 1009.
+    public var maxFrameSize: Int
+    public var extensions: [any WebSocketExtensionBuilder]
+    public var autoPing: AutoPingSetup
+    public var closeTimeout: Duration
+    public var validateUTF8: Bool
+}
+
 extension HTTPLimits {
-    /// The WebSocket protocol settings of every listener: inbound cap, server pings, permessage-deflate.
-    public var webSocketConfiguration: WebSocketServerConfiguration {
-        WebSocketServerConfiguration(
+    /// Inbound cap, server pings, permessage-deflate.
+    public var webSocketSettings: WebSocketSettings {
+        WebSocketSettings(
             maxFrameSize: webSocketMaxInbound,
             // No context takeover: each message compresses on its own, so an idle connection keeps no window.
-            extensions: [.perMessageDeflate(noContextTakeover: true, maxDecompressedFrameSize: webSocketMaxInbound)],
+            extensions: [WebSocketExtensionFactory.perMessageDeflate(noContextTakeover: true, maxDecompressedFrameSize: webSocketMaxInbound).build()],
             autoPing: .enabled(timePeriod: webSocketPing),
             closeTimeout: .seconds(10),
             validateUTF8: true)

@@ -1,0 +1,148 @@
+import HTTPTypes
+import HubHTTP
+import Hummingbird
+import HummingbirdCore
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOHTTP1
+import NIOHTTPTypes
+import NIOHTTPTypesHTTP1
+import NIOWebSocket
+@_spi(WSInternal) import WSCore
+
+/// HTTP/1.1 with WebSocket upgrades decided by the router. An upgrade request runs through the whole router
+/// (auth first); if the route accepts it, the connection upgrades and runs the session the route left on the
+/// context. If not, the router's answer (the 401/403 problem document) is sent and the connection closed —
+/// Hummingbird's own upgrade channel answers a bare 400, and NIO has consumed the request head by then, so it
+/// cannot simply be answered again as plain HTTP.
+struct UpgradableHTTPChannel: ServerChildChannel {
+    enum Negotiated: Sendable {
+        case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, WebSocketSession, [any WebSocketExtension], Logger)
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+    }
+
+    struct Value: ServerChildChannelValue {
+        let negotiated: EventLoopFuture<Negotiated>
+        let channel: any Channel
+        /// The router's answer to a refused upgrade.
+        let refusal: NIOLockedValueBox<Response?>
+    }
+
+    /// An upgrade the router accepted, with the negotiated extensions and their response headers.
+    struct Accepted: Sendable {
+        let session: WebSocketSession
+        let extensions: [any WebSocketExtension]
+        let responseHeaders: HTTPFields
+    }
+
+    let http: HTTP1Channel
+    let router: RouterResponder<HubRequestContext>
+    let settings: WebSocketSettings
+
+    init(responder: @escaping HTTPChannelHandler.Responder, router: RouterResponder<HubRequestContext>, settings: WebSocketSettings) {
+        http = HTTP1Channel(responder: responder)
+        self.router = router
+        self.settings = settings
+    }
+
+    func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
+        channel.eventLoop.makeCompletedFuture {
+            let router = self.router, settings = self.settings
+            // Set by the check, read by the pipeline switch that follows it on the same connection.
+            let accepted = NIOLockedValueBox<Accepted?>(nil)
+            let refusal = NIOLockedValueBox<Response?>(nil)
+            let upgrader = NIOTypedWebSocketServerUpgrader<Negotiated>(
+                maxFrameSize: settings.maxFrameSize,
+                shouldUpgrade: { channel, head in
+                    let promise = channel.eventLoop.makePromise(of: HTTPHeaders?.self)
+                    promise.completeWithTask {
+                        let checked: Accepted
+                        switch try await Self.check(head, channel: channel, router: router, settings: settings, logger: logger) {
+                        case .accepted(let a): checked = a
+                        case .refused(let response):
+                            refusal.withLockedValue { $0 = response }
+                            return nil
+                        }
+                        accepted.withLockedValue { $0 = checked }
+                        var headers = HTTPHeaders()
+                        for field in checked.responseHeaders { headers.add(name: field.name.rawName, value: field.value) }
+                        return headers
+                    }
+                    return promise.futureResult
+                },
+                upgradePipelineHandler: { channel, _ in
+                    channel.eventLoop.makeCompletedFuture {
+                        guard let checked = accepted.withLockedValue({ $0 }) else { throw ChannelError.inappropriateOperationForState }
+                        let asyncChannel = try NIOAsyncChannel<WebSocketFrame, WebSocketFrame>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
+                        return .webSocket(asyncChannel, checked.session, checked.extensions, logger)
+                    }
+                })
+            let configuration = NIOTypedHTTPServerUpgradeConfiguration(
+                upgraders: [upgrader],
+                notUpgradingCompletionHandler: { channel in
+                    channel.eventLoop.makeCompletedFuture {
+                        try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
+                        try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+                        return .http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
+                    }
+                })
+            var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<Negotiated>(upgradeConfiguration: configuration)
+            pipeline.enablePipelining = false
+            pipeline.enableErrorHandling = false
+            pipeline.enableResponseHeaderValidation = false
+            let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
+            return Value(negotiated: negotiated, channel: channel, refusal: refusal)
+        }
+    }
+
+    func handle(value: Value, logger: Logger) async {
+        do {
+            switch try await value.negotiated.get() {
+            case .http(let channel):
+                if let response = value.refusal.withLockedValue({ $0 }) {
+                    try await channel.executeThenClose { _, outbound in
+                        var head = response.head
+                        head.headerFields[.connection] = "close"
+                        let writer = ResponseWriter(outbound: outbound)
+                        try await writer.write(response: head, body: response.body)
+                    }
+                } else {
+                    await http.handleHTTP(asyncChannel: channel, logger: logger)
+                }
+            case .webSocket(let channel, let session, let extensions, let logger):
+                let configuration = WebSocketHandler.Configuration(extensions: extensions, autoPing: settings.autoPing, closeTimeout: settings.closeTimeout,
+                                                                   validateUTF8: settings.validateUTF8, maxFrameSize: settings.maxFrameSize)
+                _ = try? await WebSocketHandler.handle(type: .server, configuration: configuration, asyncChannel: channel,
+                                                       context: SessionContext(logger: logger)) { inbound, outbound, context in
+                    try await session(inbound, outbound, context.logger)
+                }
+            }
+        } catch {
+            logger.debug("connection ended during negotiation", metadata: ["error": "\(error)"])
+        }
+    }
+
+    private struct SessionContext: WebSocketContext { let logger: Logger }
+
+    private enum Decision { case accepted(Accepted), refused(Response) }
+
+    /// Runs the upgrade request through the router: the accepted session with the negotiated extensions, or the
+    /// router's answer.
+    private static func check(_ head: HTTPRequestHead, channel: any Channel, router: RouterResponder<HubRequestContext>, settings: WebSocketSettings,
+                              logger: Logger) async throws -> Decision {
+        let request = Request(head: try HTTPRequest(head, secure: false, splitCookie: false), body: .init(buffer: ByteBuffer()))
+        let context = HubRequestContext(source: .init(channel: channel, logger: logger))
+        let response: Response
+        do {
+            response = try await router.respond(to: request, context: context)
+        } catch {
+            return .refused(Response(status: .internalServerError))  // ProblemMiddleware renders every error; this is a bug
+        }
+        guard response.status == .ok, let session = context.webSocket.accepted else { return .refused(response) }
+        let (headers, extensions) = try settings.extensions.serverExtensionNegotiation(requestHeaders: request.headers)
+        return .accepted(Accepted(session: session, extensions: extensions, responseHeaders: headers))
+    }
+}

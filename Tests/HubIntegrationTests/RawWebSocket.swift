@@ -1,0 +1,60 @@
+import Foundation
+import HubTestSupport
+
+/// A WebSocket client on a plain blocking socket with a tiny receive buffer that reads nothing until asked: the
+/// stalled subscriber of the slow-consumer test. Frames from the server are never masked, so parsing is simple.
+final class RawWebSocket: @unchecked Sendable {
+    private let fd: Int32
+
+    init(port: Int, path: String) throws {
+        fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var small: Int32 = 4096
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestFailure("connect failed: \(errno)") }
+        let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        // Read the 101 response head only.
+        var head: [UInt8] = []
+        var byte: UInt8 = 0
+        while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
+            guard recv(fd, &byte, 1, 0) == 1 else { throw TestFailure("no upgrade response") }
+            head.append(byte)
+        }
+        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else {
+            throw TestFailure("upgrade refused: \(String(decoding: head, as: UTF8.self))")
+        }
+    }
+
+    deinit { close(fd) }
+
+    /// Reads frames until a close frame (returns its code) or the end of the connection (returns nil).
+    func readCloseCode() -> Int? {
+        func read(_ count: Int) -> [UInt8]? {
+            var out = [UInt8](repeating: 0, count: count)
+            var got = 0
+            while got < count {
+                let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+                guard n > 0 else { return nil }
+                got += n
+            }
+            return out
+        }
+        while let header = read(2) {
+            let opcode = header[0] & 0x0F
+            var length = Int(header[1] & 0x7F)
+            if length == 126 { guard let ext = read(2) else { return nil }; length = Int(ext[0]) << 8 | Int(ext[1]) }
+            if length == 127 { guard let ext = read(8) else { return nil }; length = ext.reduce(0) { $0 << 8 | Int($1) } }
+            guard let payload = read(length) else { return nil }
+            if opcode == 0x8 { return payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : nil }
+        }
+        return nil
+    }
+}
