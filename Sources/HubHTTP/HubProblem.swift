@@ -20,8 +20,12 @@ public struct HubProblem: Error, Sendable {
     func response(instance: String) -> Response {
         var headers = headers
         headers[.contentType] = ProblemDocument.contentType
-        let document = ProblemDocument(status: Int(status.code), title: status.reasonPhrase, code: code, detail: detail, instance: instance)
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document.json)))
+        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document(instance: instance).json)))
+    }
+
+    /// The problem document alone, for answers inside a stream (an SSE `error` event, a WebSocket frame).
+    func document(instance: String?) -> ProblemDocument {
+        ProblemDocument(status: Int(status.code), title: status.reasonPhrase, code: code, detail: detail, instance: instance)
     }
 }
 

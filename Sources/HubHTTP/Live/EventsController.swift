@@ -192,7 +192,7 @@ struct EventsController: Sendable {
             // Below retention is answered in the stream, where EventSource can read it; anything else is a plain error.
             guard case .belowRetention = error else { throw error }
             first = nil
-            refusal = Self.problem(error, path: request.uri.path)
+            refusal = HubProblem(error).document(instance: request.uri.path)
         }
         let settings = try await auth.slotSettings(inbox.slot)
         guard activity.join(inbox.slot, limit: settings?.maxSubscribers, nowMs: AdminController.nowMs) else {
@@ -232,7 +232,7 @@ struct EventsController: Sendable {
                         do {
                             next = try await follower.next(scope, key: key, after: after)
                         } catch let error as StoreError {
-                            LiveFrames.sseError(Self.problem(error, path: request.uri.path), into: &out)
+                            LiveFrames.sseError(HubProblem(error).document(instance: request.uri.path), into: &out)
                             try await writer.write(out)
                             return
                         }
@@ -257,12 +257,6 @@ struct EventsController: Sendable {
         } catch .streamNotFound {
             _ = try await store.create(inbox, CreateRequest(contentType: .json, createsSlot: auth.configuration.mode == .open))
         }
-    }
-
-    static func problem(_ error: StoreError, path: String) -> ProblemDocument {
-        let problem = HubProblem(error)
-        return ProblemDocument(status: Int(problem.status.code), title: problem.status.reasonPhrase, code: problem.code, detail: problem.detail,
-                               instance: path)
     }
 
     // MARK: Parameters

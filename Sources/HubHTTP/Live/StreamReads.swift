@@ -122,7 +122,16 @@ struct StreamReads: Sendable {
                     var next: ReadResult?
                     while next == nil {
                         let ticket = signal.ticket(for: id)
-                        let check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
+                        let check: ReadResult
+                        do {
+                            check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
+                        } catch let error as StoreError {
+                            // Trimmed by retention (or deleted) while streaming: say so in the stream, then end it.
+                            var out = ByteBuffer()
+                            LiveFrames.sseError(HubProblem(error).document(instance: request.uri.path), into: &out)
+                            try await writer.write(out)
+                            return
+                        }
                         if !check.records.isEmpty || check.info.closed { next = check; break }
                         let remaining = deadline - ContinuousClock.now
                         guard remaining > .zero else { return }

@@ -173,8 +173,7 @@ struct WebSocketController: Sendable {
 
     /// The problem as a text frame, then the close code (its reason is the problem's `code`).
     private func refuse(_ problem: HubProblem, code: WebSocketErrorCode, outbound: WebSocketOutboundWriter) async throws {
-        let document = ProblemDocument(status: Int(problem.status.code), title: problem.status.reasonPhrase, code: problem.code, detail: problem.detail)
-        try await outbound.write(.text(document.json))
+        try await outbound.write(.text(problem.document(instance: "/v1/ws").json))
         try await outbound.close(code, reason: problem.code)
     }
 
