@@ -2,11 +2,13 @@ import Foundation
 import HubTestSupport
 
 /// A WebSocket client on a plain blocking socket with a tiny receive buffer that reads nothing until asked: the
-/// stalled subscriber of the slow-consumer test. Frames from the server are never masked, so parsing is simple.
+/// stalled subscriber of the slow-consumer test, and the reader of refusals sent right after the upgrade (WSClient
+/// can miss the end of a connection that closes while its upgrade is still completing). Frames from the server are
+/// never masked, so parsing is simple.
 final class RawWebSocket: @unchecked Sendable {
     private let fd: Int32
 
-    init(port: Int, path: String) throws {
+    init(port: Int, path: String, headers: [(String, String)] = []) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var small: Int32 = 4096
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
@@ -19,7 +21,8 @@ final class RawWebSocket: @unchecked Sendable {
         }
         guard connected == 0 else { throw TestFailure("connect failed: \(errno)") }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+            + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            + headers.map { "\($0.0): \($0.1)\r\n" }.joined() + "\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         // Read the 101 response head only.
         var head: [UInt8] = []
@@ -36,7 +39,11 @@ final class RawWebSocket: @unchecked Sendable {
     deinit { close(fd) }
 
     /// Reads frames until a close frame (returns its code) or the end of the connection (returns nil).
-    func readCloseCode() -> Int? {
+    func readCloseCode() -> Int? { readUntilClose().code }
+
+    /// The text frames up to the close frame, and its code (nil when the connection ended without one).
+    func readUntilClose() -> (texts: [String], code: Int?) {
+        var texts: [String] = []
         func read(_ count: Int) -> [UInt8]? {
             var out = [UInt8](repeating: 0, count: count)
             var got = 0
@@ -50,11 +57,12 @@ final class RawWebSocket: @unchecked Sendable {
         while let header = read(2) {
             let opcode = header[0] & 0x0F
             var length = Int(header[1] & 0x7F)
-            if length == 126 { guard let ext = read(2) else { return nil }; length = Int(ext[0]) << 8 | Int(ext[1]) }
-            if length == 127 { guard let ext = read(8) else { return nil }; length = ext.reduce(0) { $0 << 8 | Int($1) } }
-            guard let payload = read(length) else { return nil }
-            if opcode == 0x8 { return payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : nil }
+            if length == 126 { guard let ext = read(2) else { break }; length = Int(ext[0]) << 8 | Int(ext[1]) }
+            if length == 127 { guard let ext = read(8) else { break }; length = ext.reduce(0) { $0 << 8 | Int($1) } }
+            guard let payload = read(length) else { break }
+            if opcode == 0x1 { texts.append(String(decoding: payload, as: UTF8.self)) }
+            if opcode == 0x8 { return (texts, payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : nil) }
         }
-        return nil
+        return (texts, nil)
     }
 }

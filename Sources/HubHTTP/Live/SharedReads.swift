@@ -1,5 +1,39 @@
 import HubCore
+import HubProtocol
+import NIOCore
 import Synchronization
+
+/// One shared read and its wire forms, each encoded at most once for every reader that shares the read: the
+/// SSE `data` event and the catch-up/long-poll body are the same bytes for all of them.
+final class SharedRead: Sendable {
+    let result: ReadResult
+    private let sse = Mutex<ByteBuffer?>(nil)
+    private let body = Mutex<ByteBuffer?>(nil)
+
+    init(_ result: ReadResult) { self.result = result }
+
+    /// `event: data` with the records (empty when there are none).
+    var sseData: ByteBuffer {
+        Self.once(sse) {
+            var out = ByteBuffer()
+            if !result.records.isEmpty { DSEvents.writeData(result.records, contentType: result.info.contentType, into: &out) }
+            return out
+        }
+    }
+
+    /// The body of a read response.
+    var responseBody: ByteBuffer { Self.once(body) { DSBody.encode(result.records, contentType: result.info.contentType) } }
+
+    private static func once(_ slot: borrowing Mutex<ByteBuffer?>, _ make: () -> ByteBuffer) -> ByteBuffer {
+        if let done = slot.withLock({ $0 }) { return done }
+        let made = make()
+        return slot.withLock { value in
+            if let done = value { return done }
+            value = made
+            return made
+        }
+    }
+}
 
 /// Coalesces the identical reads of live readers woken by the same commit: a thousand SSE subscribers at the tail
 /// of one stream wake together and would each run the same query; here one read runs and all of them share its
@@ -16,7 +50,7 @@ final class SharedReads: Sendable {
     private struct Flight {
         let ticket: UInt64
         let id: UInt64
-        let task: Task<ReadResult, any Error>
+        let task: Task<SharedRead, any Error>
     }
     private struct State {
         var flights: [Key: Flight] = [:]
@@ -28,13 +62,13 @@ final class SharedReads: Sendable {
     init(store: any StreamStore) { self.store = store }
 
     /// The records of `path` (stream `id`) after `offset`, as of a moment after the caller took `ticket`.
-    func read(_ path: StreamPath, stream id: Int64, after offset: Offset, ticket: UInt64, maxBytes: Int) async throws -> ReadResult {
+    func read(_ path: StreamPath, stream id: Int64, after offset: Offset, ticket: UInt64, maxBytes: Int) async throws -> SharedRead {
         let key = Key(stream: id, after: offset.position)
         let store = self.store
         let flight = state.withLock { state -> Flight in
             if let existing = state.flights[key], existing.ticket >= ticket { return existing }
             state.nextID &+= 1
-            let flight = Flight(ticket: ticket, id: state.nextID, task: Task { try await store.read(path, after: offset, maxBytes: maxBytes) })
+            let flight = Flight(ticket: ticket, id: state.nextID, task: Task { SharedRead(try await store.read(path, after: offset, maxBytes: maxBytes)) })
             state.flights[key] = flight
             return flight
         }

@@ -56,27 +56,28 @@ struct StreamReads: Sendable {
     func longPoll(_ path: StreamPath, start: ReadStart, clientCursor: String?) async throws -> Response {
         let deadline = ContinuousClock.now + limits.longPollTimeout
         let from = try await resolve(start, in: path)
-        var result = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
+        var read = SharedRead(try await store.read(path, after: from, maxBytes: limits.readChunkBytes))
         while true {
+            let result = read.result
             let cursor = self.cursor(client: clientCursor)
-            if !result.records.isEmpty { return dataResponse(result, from: from, cursor: cursor, ifNoneMatch: nil) }
+            if !result.records.isEmpty { return dataResponse(result, from: from, cursor: cursor, ifNoneMatch: nil, body: read.responseBody) }
             if result.info.closed { return noContent(result.info, cursor: nil) }
             // Take the ticket, then look once more: anything committed after the ticket ends the wait at once.
             let ticket = signal.ticket(for: result.info.id)
-            result = try await shared.read(path, stream: result.info.id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
-            if !result.records.isEmpty || result.info.closed { continue }
+            read = try await shared.read(path, stream: result.info.id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
+            if !read.result.records.isEmpty || read.result.info.closed { continue }
             let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return noContent(result.info, cursor: cursor) }
+            guard remaining > .zero else { return noContent(read.result.info, cursor: cursor) }
             metrics.longPollWaitStarted()
             let outcome = await signal.wait(for: result.info.id, after: ticket, timeout: remaining)
             metrics.longPollWaitEnded()
             switch outcome {
             case .changed:
-                result = try await shared.read(path, stream: result.info.id, after: from, ticket: signal.ticket(for: result.info.id),
-                                               maxBytes: limits.readChunkBytes)
-                metrics.recordDelivery(result.records)
+                read = try await shared.read(path, stream: result.info.id, after: from, ticket: signal.ticket(for: result.info.id),
+                                             maxBytes: limits.readChunkBytes)
+                metrics.recordDelivery(read.result.records)
             case .timedOut, .shuttingDown:
-                return noContent(result.info, cursor: cursor)
+                return noContent(read.result.info, cursor: cursor)
             case .cancelled:
                 throw CancellationError()
             }
@@ -100,7 +101,7 @@ struct StreamReads: Sendable {
             defer { metrics.sseEnded() }
             _ = try? await request.body.consumeWithCancellationOnInboundClose { _ in
                 let deadline = ContinuousClock.now + limits.sseMaxDuration
-                var result = first
+                var current = SharedRead(first)
                 var from = start
                 let id = first.info.id
                 func cursorNow() -> String {
@@ -108,10 +109,12 @@ struct StreamReads: Sendable {
                     return String(max(cursorFloor, current))
                 }
                 while true {
+                    let result = current.result
                     let closedNow = result.upToDate && result.info.closed
                     var out = ByteBuffer()
                     if !result.records.isEmpty {
-                        DSEvents.writeData(result.records, contentType: type, into: &out)
+                        var data = current.sseData  // encoded once for every subscriber sharing this read
+                        out.writeBuffer(&data)
                         metrics.recordDelivery(result.records)
                     }
                     DSEvents.writeControl(next: result.next, cursor: cursorNow(), upToDate: result.upToDate, closed: closedNow, into: &out)
@@ -119,10 +122,10 @@ struct StreamReads: Sendable {
                     if closedNow { break }
                     from = result.next
                     // Wait for something new: more records, or the close. Keep-alive comments while idle.
-                    var next: ReadResult?
+                    var next: SharedRead?
                     while next == nil {
                         let ticket = signal.ticket(for: id)
-                        let check: ReadResult
+                        let check: SharedRead
                         do {
                             check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
                         } catch let error as StoreError {
@@ -132,7 +135,7 @@ struct StreamReads: Sendable {
                             try await writer.write(out)
                             return
                         }
-                        if !check.records.isEmpty || check.info.closed { next = check; break }
+                        if !check.result.records.isEmpty || check.result.info.closed { next = check; break }
                         let remaining = deadline - ContinuousClock.now
                         guard remaining > .zero else { return }
                         switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
@@ -143,7 +146,7 @@ struct StreamReads: Sendable {
                         case .shuttingDown, .cancelled: return
                         }
                     }
-                    result = next!
+                    current = next!
                 }
             }
             try await writer.finish(nil)
@@ -154,7 +157,7 @@ struct StreamReads: Sendable {
     // MARK: Responses
 
     /// 200 with data, or the empty read at the tail (Durable Streams §7.2–§7.3).
-    private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?) -> Response {
+    private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?, body: ByteBuffer? = nil) -> Response {
         let info = result.info
         // The close is reported only with the final chunk (or the empty read at the tail), never on a partial read.
         let closedIncluded = result.upToDate && info.closed
@@ -168,7 +171,7 @@ struct StreamReads: Sendable {
         if let ifNoneMatch, DSETag.matches(ifNoneMatch: ifNoneMatch, etag: etag) {
             return Response(status: .notModified, headers: fields)
         }
-        return Response(status: .ok, headers: fields, body: .init(byteBuffer: DSBody.encode(result.records, contentType: info.contentType)))
+        return Response(status: .ok, headers: fields, body: .init(byteBuffer: body ?? DSBody.encode(result.records, contentType: info.contentType)))
     }
 
     /// The long-poll timeout (or closed-at-tail) answer: 204 with the tail.

@@ -46,8 +46,8 @@ struct WebSocketController: Sendable {
             let subscription = try Subscription(request, limits: limits)
             try await context.authorize(subscription.consumer == nil ? .read : .consume, on: subscription.authorizedPath, using: auth)
             let channel = context.channel
-            context.webSocket.accept { inbound, outbound, logger in
-                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, logger: logger)
+            context.webSocket.accept { inbound, outbound, link in
+                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, link: link)
             }
             return Response(status: .ok)
         }
@@ -108,7 +108,7 @@ struct WebSocketController: Sendable {
     // MARK: Session
 
     private func session(_ subscription: Subscription, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
-                         logger: Logger) async throws {
+                         link: WebSocketLink) async throws {
         metrics.webSocketOpened()
         defer { metrics.webSocketClosed() }
         let slot = subscription.scope.slot
@@ -143,7 +143,7 @@ struct WebSocketController: Sendable {
 
         // Redelivery goes back to where this connection started: the last ack, or an explicit `since` past it.
         let window = consumer.map { _ in ConsumerWindow(ackedSeq: start) }
-        let sender = Sender(outbound: outbound, channel: channel, timeout: limits.webSocketSendTimeout, metrics: metrics)
+        let sender = Sender(outbound: outbound, channel: channel, direct: !link.transformsFrames, timeout: limits.webSocketSendTimeout, metrics: metrics)
         let outcome: Ending = try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
                 await self.readClient(inbound, subscription: subscription, window: window, sender: sender)
@@ -250,11 +250,8 @@ struct WebSocketController: Sendable {
                 case .cancelled: return .clientClosed
                 }
             }
-            let frames = batch.frames(form)
             let count = min(room, records.count)
-            for i in 0..<count {
-                guard await sender.send(frames[i]) else { return .stalled }
-            }
+            guard await sender.send(batch.frames(form).prefix(count)) else { return .stalled }
             let sent = records.prefix(count)
             window?.sent(sent.map(\.seq))
             metrics.recordDelivery(sent.map(\.record))
@@ -270,11 +267,11 @@ struct WebSocketController: Sendable {
         do {
             for try await message in inbound.messages(maxSize: limits.webSocketMaxInbound) {
                 guard case .text(let text) = message, let ack = ClientMessage.ack(text) else {
-                    _ = await sender.send(ByteBuffer(string: Self.error("invalid-message", "Send {\"type\":\"ack\",\"seq\":N}.")))
+                    _ = await sender.send(Self.error("invalid-message", "Send {\"type\":\"ack\",\"seq\":N}."))
                     continue
                 }
                 guard let window, let name = subscription.consumer else {
-                    _ = await sender.send(ByteBuffer(string: Self.error("not-a-consumer", "Acknowledgements need ?consumer=NAME.")))
+                    _ = await sender.send(Self.error("not-a-consumer", "Acknowledgements need ?consumer=NAME."))
                     continue
                 }
                 do {
@@ -282,7 +279,7 @@ struct WebSocketController: Sendable {
                     window.acknowledge(acked)
                 } catch {
                     let problem = HubProblem(error)
-                    _ = await sender.send(ByteBuffer(string: Self.error(problem.code, problem.detail ?? "")))
+                    _ = await sender.send(Self.error(problem.code, problem.detail ?? ""))
                 }
             }
         } catch {
@@ -291,8 +288,8 @@ struct WebSocketController: Sendable {
         return .clientClosed
     }
 
-    static func error(_ code: String, _ detail: String) -> String {
-        JSONText.object([("type", JSONText.quote("error")), ("code", JSONText.quote(code)), ("detail", JSONText.quote(detail))])
+    static func error(_ code: String, _ detail: String) -> ArraySlice<ByteBuffer> {
+        [ByteBuffer(string: JSONText.object([("type", JSONText.quote("error")), ("code", JSONText.quote(code)), ("detail", JSONText.quote(detail))]))]
     }
 
     enum ClientMessage {
@@ -345,26 +342,40 @@ final class ConsumerWindow: Sendable {
 /// Writes frames with a watchdog: a write that has not completed within `timeout` means the client stopped reading,
 /// and the connection is closed with 4008 without holding up anyone else (each connection reads from its own cursor,
 /// so a stalled one never blocks the fan-out).
+///
+/// Without extensions, a batch goes straight to the channel: every frame written, one flush, and the wait is for
+/// the last frame to reach the socket, which is also the flow control (one batch in flight per connection). With
+/// permessage-deflate each frame goes through the WebSocket handler, which compresses it.
 final class Sender: Sendable {
     private let outbound: WebSocketOutboundWriter
     private let channel: any Channel
+    private let direct: Bool
     private let timeout: Duration
     private let metrics: HubMetrics
     /// Uptime in ns when the pending write began; 0 when none is pending.
     private let pendingSince = Atomic<UInt64>(0)
     private let stalled = Atomic<Bool>(false)
 
-    init(outbound: WebSocketOutboundWriter, channel: any Channel, timeout: Duration, metrics: HubMetrics) {
-        self.outbound = outbound; self.channel = channel; self.timeout = timeout; self.metrics = metrics
+    init(outbound: WebSocketOutboundWriter, channel: any Channel, direct: Bool, timeout: Duration, metrics: HubMetrics) {
+        self.outbound = outbound; self.channel = channel; self.direct = direct; self.timeout = timeout; self.metrics = metrics
     }
 
-    /// False once the connection was found stalled or the write failed.
-    func send(_ frame: ByteBuffer) async -> Bool {
+    /// Sends text frames in order; false once the connection was found stalled or a write failed.
+    func send(_ frames: ArraySlice<ByteBuffer>) async -> Bool {
+        guard !frames.isEmpty else { return true }
         guard !stalled.load(ordering: .relaxed) else { return false }
         pendingSince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
         defer { pendingSince.store(0, ordering: .relaxed) }
         do {
-            try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame)))
+            if direct {
+                let channel = self.channel
+                try await channel.eventLoop.flatSubmit {
+                    for frame in frames.dropLast() { channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil) }
+                    return channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: frames.last!))
+                }.get()
+            } else {
+                for frame in frames { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame))) }
+            }
             return true
         } catch {
             return false
