@@ -46,8 +46,8 @@ struct WebSocketController: Sendable {
             let subscription = try Subscription(request, limits: limits)
             try await context.authorize(subscription.consumer == nil ? .read : .consume, on: subscription.authorizedPath, using: auth)
             let channel = context.channel
-            context.webSocket.accept { inbound, outbound, link in
-                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, link: link)
+            context.webSocket.accept { inbound, outbound, logger in
+                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, logger: logger)
             }
             return Response(status: .ok)
         }
@@ -108,7 +108,7 @@ struct WebSocketController: Sendable {
     // MARK: Session
 
     private func session(_ subscription: Subscription, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
-                         link: WebSocketLink) async throws {
+                         logger: Logger) async throws {
         metrics.webSocketOpened()
         defer { metrics.webSocketClosed() }
         let slot = subscription.scope.slot
@@ -143,7 +143,7 @@ struct WebSocketController: Sendable {
 
         // Redelivery goes back to where this connection started: the last ack, or an explicit `since` past it.
         let window = consumer.map { _ in ConsumerWindow(ackedSeq: start) }
-        let sender = Sender(outbound: outbound, channel: channel, direct: !link.transformsFrames, timeout: limits.webSocketSendTimeout, metrics: metrics)
+        let sender = Sender(outbound: outbound, channel: channel, timeout: limits.webSocketSendTimeout, metrics: metrics)
         let outcome: Ending = try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
                 await self.readClient(inbound, subscription: subscription, window: window, sender: sender)
@@ -341,41 +341,30 @@ final class ConsumerWindow: Sendable {
 
 /// Writes frames with a watchdog: a write that has not completed within `timeout` means the client stopped reading,
 /// and the connection is closed with 4008 without holding up anyone else (each connection reads from its own cursor,
-/// so a stalled one never blocks the fan-out).
-///
-/// Without extensions, a batch goes straight to the channel: every frame written, one flush, and the wait is for
-/// the last frame to reach the socket, which is also the flow control (one batch in flight per connection). With
-/// permessage-deflate each frame goes through the WebSocket handler, which compresses it.
+/// so a stalled one never blocks the fan-out). Frames go through the WebSocket handler (which compresses them when
+/// permessage-deflate was negotiated); its writer waits while the channel is past its high-water mark, which bounds
+/// what is queued per connection. (Writing batches straight to the channel from here measured slower: every batch
+/// then hops to the event loop on its own.)
 final class Sender: Sendable {
     private let outbound: WebSocketOutboundWriter
     private let channel: any Channel
-    private let direct: Bool
     private let timeout: Duration
     private let metrics: HubMetrics
     /// Uptime in ns when the pending write began; 0 when none is pending.
     private let pendingSince = Atomic<UInt64>(0)
     private let stalled = Atomic<Bool>(false)
 
-    init(outbound: WebSocketOutboundWriter, channel: any Channel, direct: Bool, timeout: Duration, metrics: HubMetrics) {
-        self.outbound = outbound; self.channel = channel; self.direct = direct; self.timeout = timeout; self.metrics = metrics
+    init(outbound: WebSocketOutboundWriter, channel: any Channel, timeout: Duration, metrics: HubMetrics) {
+        self.outbound = outbound; self.channel = channel; self.timeout = timeout; self.metrics = metrics
     }
 
     /// Sends text frames in order; false once the connection was found stalled or a write failed.
     func send(_ frames: ArraySlice<ByteBuffer>) async -> Bool {
-        guard !frames.isEmpty else { return true }
         guard !stalled.load(ordering: .relaxed) else { return false }
         pendingSince.store(DispatchTime.now().uptimeNanoseconds, ordering: .relaxed)
         defer { pendingSince.store(0, ordering: .relaxed) }
         do {
-            if direct {
-                let channel = self.channel
-                try await channel.eventLoop.flatSubmit {
-                    for frame in frames.dropLast() { channel.write(WebSocketFrame(fin: true, opcode: .text, data: frame), promise: nil) }
-                    return channel.writeAndFlush(WebSocketFrame(fin: true, opcode: .text, data: frames.last!))
-                }.get()
-            } else {
-                for frame in frames { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame))) }
-            }
+            for frame in frames { try await outbound.write(.custom(WebSocketFrame(fin: true, opcode: .text, data: frame))) }
             return true
         } catch {
             return false
