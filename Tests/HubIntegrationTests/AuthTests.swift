@@ -104,6 +104,70 @@ struct AuthTests {
         }
     }
 
+    @Test("the matrix on the live surfaces: events append/list/follow, slot state, WebSocket and consumers, checked before any upgrade")
+    func liveMatrix() async throws {
+        try await withTokenHub { hub, admin in
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"acme"}"#).status == 201)
+            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"other"}"#).status == 201)
+            let all = ["read", "append", "create", "delete", "consume"]
+            let right = try await hub.mint(admin, slot: "acme", scopes: all)
+            let otherSlot = try await hub.mint(admin, slot: "other", scopes: all)
+            let readOnly = try await hub.mint(admin, slot: "acme", scopes: ["read"])
+            let revoked = try await hub.mint(admin, slot: "acme", scopes: all)
+            #expect(try await hub.admin(.DELETE, "tokens/\(revoked.id)", token: admin).status == 204)
+            let expiring = try await hub.mint(admin, slot: "acme", scopes: all)
+            #expect(try await hub.admin(.POST, "tokens/\(expiring.id)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+            #expect(try await hub.postEvents("acme", #"{"n":0}"#, token: right.secret).status == 200)
+            let upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]
+
+            /// Status of one operation; `.ok` answers are taken as far as needed to know they succeeded.
+            func attempt(_ op: String, _ authorization: String?) async throws -> (status: Int, wwwAuthenticate: String?, problem: Bool) {
+                var headers: [(String, String)] = authorization.map { [("Authorization", $0)] } ?? []
+                let r: TestResponse
+                switch op {
+                case "events POST": r = try await hub.client.request(.POST, "/v1/events/acme", headers: headers + [jsonType], body: "{}")
+                case "events GET": r = try await hub.client.request(.GET, "/v1/events/acme?since=0", headers: headers)
+                case "state": r = try await hub.client.request(.GET, "/v1/slot/acme/state", headers: headers)
+                case "follow":
+                    let status = StatusBox()
+                    try await hub.sse("/v1/events/acme/stream?since=0", headers: headers, onHead: { status.set(Int($0.status.code)) }) { _ in false }
+                    if status.value == 200 { return (200, nil, false) }
+                    r = try await hub.client.request(.GET, "/v1/events/acme/stream?since=0", headers: headers)
+                case "ws", "consumer":
+                    let query = op == "ws" ? "slot=acme" : "slot=acme&consumer=c1"
+                    headers += upgrade
+                    if let socket = try? RawWebSocket(port: hub.port, path: "/v1/ws?\(query)", headers: headers.filter { $0.0 == "Authorization" }) {
+                        _ = socket
+                        return (101, nil, false)
+                    }
+                    r = try await hub.client.request(.GET, "/v1/ws?\(query)", headers: headers)
+                default: fatalError(op)
+                }
+                return (r.status, r.header("WWW-Authenticate"), r.header("Content-Type") == "application/problem+json")
+            }
+            let failures: [(String, String?, Int, String?)] = [
+                ("none", nil, 401, nil),
+                ("malformed", "Bearer not-a-token", 401, "invalid_token"),
+                ("unknown", "Bearer hub_" + String(repeating: "A", count: 43), 401, "invalid_token"),
+                ("expired", "Bearer \(expiring.secret)", 401, "invalid_token"),
+                ("revoked", "Bearer \(revoked.secret)", 401, "invalid_token"),
+                ("wrong slot", "Bearer \(otherSlot.secret)", 403, "insufficient_scope"),
+            ]
+            let success = ["events POST": 200, "events GET": 200, "state": 200, "follow": 200, "ws": 101, "consumer": 101]
+            for op in ["events POST", "events GET", "state", "follow", "ws", "consumer"] {
+                for (name, authorization, status, error) in failures {
+                    let r = try await attempt(op, authorization)
+                    #expect(r.status == status && r.problem, "\(op) with \(name) token: \(r.status)")
+                    if let error { #expect(r.wwwAuthenticate?.contains("error=\"\(error)\"") == true, "\(op) \(name)") }
+                }
+                let scoped = try await attempt(op, "Bearer \(readOnly.secret)")
+                let readable = ["events GET", "state", "follow", "ws"].contains(op)
+                #expect(scoped.status == (readable ? success[op]! : 403), "\(op) with a read-only token: \(scoped.status)")
+                #expect(try await attempt(op, "Bearer \(right.secret)").status == success[op]!, "\(op) with the right token")
+            }
+        }
+    }
+
     @Test("admin API: needs an admin token; slot admins reach only their slot; bad bodies are 400 and change nothing")
     func adminAPI() async throws {
         try await withTokenHub { hub, admin in
@@ -282,4 +346,12 @@ struct AuthTests {
                 "no secret in any log line")
         #expect(!lines.contains { $0.contains("tkt_") }, "query strings are never logged")
     }
+}
+
+/// The status of a response head seen by a callback.
+final class StatusBox: @unchecked Sendable {
+    private let lock = NSLock()
+    private var status: Int?
+    func set(_ s: Int) { lock.lock(); status = s; lock.unlock() }
+    var value: Int? { lock.lock(); defer { lock.unlock() }; return status }
 }
