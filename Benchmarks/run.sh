@@ -4,7 +4,7 @@
 #   Benchmarks/run.sh [all|suite|batch|catchup|memory|store]
 #
 # suite    the shared kit's scenarios, EventHub and Nginx+Nchan side by side (../shared/bench/run_suite.sh):
-#          noop wrkpub publish publish100 sse sselight lp idle; then publish with 8 publishers
+#          noop wrkpub publish publish100 ws sse sselight lp idle; then publish with 8 publishers
 # batch    100-message JSON batches (one POST = 100 messages of ~100 B), 4 publishers
 # catchup  catch-up read throughput: wrk GETs of a 10 000-message stream from its start
 # memory   hubd RSS after storing >= 1 GiB of records, then idle after a restart
@@ -39,7 +39,7 @@ batch_body() { # 100 JSON messages of ~100 bytes each; {marker} lets the generat
 }
 
 if [[ $what == all || $what == suite ]]; then
-  QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "noop wrkpub publish publish100 sse sselight lp idle" -o "$OUT/suite" \
+  QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "noop wrkpub publish publish100 ws sse sselight lp idle" -o "$OUT/suite" \
       "$BENCH/profiles/nchan.env" "$BENCH/profiles/eventhub.env" | tee "$OUT/suite.txt"
   PUBLISHERS=8 QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "publish" -o "$OUT/suite8" \
       "$BENCH/profiles/nchan.env" "$BENCH/profiles/eventhub.env" | tee "$OUT/suite8.txt"
