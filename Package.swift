@@ -65,6 +65,6 @@ let package = Package(
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1, nioWebSocket, webSocketClient]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]
 )

@@ -2,6 +2,7 @@ import Foundation
 import HTTPTypes
 import HubTestSupport
 import WSClient
+import WSCompression
 import WSCore
 import Logging
 import NIOCore
@@ -12,10 +13,11 @@ import Testing
 /// until it returns false or the server closes. Returns the server's close frame, if it sent one.
 /// `limit` only guards against a hung test.
 @discardableResult
-func webSocket(port: Int, _ query: String, token: String? = nil, limit: Duration = .seconds(20),
+func webSocket(port: Int, _ query: String, token: String? = nil, deflate: Bool = false, limit: Duration = .seconds(20),
                onFrame: @escaping @Sendable (String, WebSocketOutboundWriter) async throws -> Bool) async throws -> WebSocketCloseFrame? {
     var settings = WebSocketClientConfiguration(maxFrameSize: 1 << 22)
     if let token { settings.additionalHeaders = [.authorization: "Bearer \(token)"] }
+    if deflate { settings.extensions = [WebSocketExtensionFactory.perMessageDeflate().build()] }
     let configuration = settings
     let logger = Logger(label: "ws-test", factory: { _ in SwiftLogNoOpLogHandler() })
     let url = "ws://127.0.0.1:\(port)/v1/ws?\(query)"

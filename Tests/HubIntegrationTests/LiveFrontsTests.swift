@@ -196,6 +196,21 @@ struct LiveFrontsTests {
         }
     }
 
+    @Test("permessage-deflate is negotiated when offered, and compressed frames arrive intact")
+    func deflate() async throws {
+        try await withRunningHub { hub in
+            let big = "{\"text\":\"" + String(repeating: "compressible ", count: 400) + "\"}"
+            #expect(try await hub.postEvents("z", big).status == 200)
+            let offered = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=z", headers: [("Sec-WebSocket-Extensions", "permessage-deflate")])
+            #expect(offered.responseHead.lowercased().contains("sec-websocket-extensions: permessage-deflate"))
+            let plain = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=z")
+            #expect(!plain.responseHead.lowercased().contains("permessage-deflate"), "not offered, not used")
+            let frames = Frames()
+            try await webSocket(port: hub.port, "slot=z&since=0", deflate: true) { text, _ in frames.add(text) < 1 }
+            #expect(((frames.items.first?["event"] as? [String: Any])?["text"] as? String)?.count == 13 * 400)
+        }
+    }
+
     @Test("a client that stops reading is closed with 4008 without stalling other subscribers")
     func slowConsumer() async throws {
         try await withRunningHub({ $0.http.webSocketSendTimeout = .milliseconds(300) }) { hub in

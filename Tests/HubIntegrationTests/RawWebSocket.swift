@@ -7,6 +7,8 @@ import HubTestSupport
 /// never masked, so parsing is simple.
 final class RawWebSocket: @unchecked Sendable {
     private let fd: Int32
+    /// The server's 101 response head.
+    private(set) var responseHead = ""
 
     init(port: Int, path: String, headers: [(String, String)] = []) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
@@ -31,9 +33,8 @@ final class RawWebSocket: @unchecked Sendable {
             guard recv(fd, &byte, 1, 0) == 1 else { throw TestFailure("no upgrade response") }
             head.append(byte)
         }
-        guard String(decoding: head, as: UTF8.self).hasPrefix("HTTP/1.1 101") else {
-            throw TestFailure("upgrade refused: \(String(decoding: head, as: UTF8.self))")
-        }
+        responseHead = String(decoding: head, as: UTF8.self)
+        guard responseHead.hasPrefix("HTTP/1.1 101") else { throw TestFailure("upgrade refused: \(responseHead)") }
     }
 
     deinit { close(fd) }
