@@ -23,7 +23,16 @@ public struct HubRequestContext: RequestContext, RemoteAddressRequestContext {
 }
 
 /// What runs on a WebSocket once the upgrade completed.
-public typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, Logger) async throws -> Void
+public typealias WebSocketSession = @Sendable (WebSocketInboundStream, WebSocketOutboundWriter, WebSocketLink) async throws -> Void
+
+/// What a session needs to know about its connection beyond the reader and writer.
+public struct WebSocketLink: Sendable {
+    public let logger: Logger
+    /// An extension (permessage-deflate) was negotiated, so every frame must go through the WebSocket handler;
+    /// otherwise frames may be written straight to the channel (the tail push path).
+    public let transformsFrames: Bool
+    public init(logger: Logger, transformsFrames: Bool) { self.logger = logger; self.transformsFrames = transformsFrames }
+}
 
 /// Hands a checked WebSocket session from the router to the server's upgrade code.
 public final class WebSocketUpgrade: Sendable {

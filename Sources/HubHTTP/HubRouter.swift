@@ -24,10 +24,12 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
     MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)
     AdminController(store: store, auth: auth, facts: facts, metrics: metrics).addRoutes(to: router)
     TicketsController(tickets: tickets).addRoutes(to: router)
-    let follower = LogFollower(store: store, signal: signal, shared: SharedLogReads(store: store, maxBytes: limits.readChunkBytes))
+    let sharedLogReads = SharedLogReads(store: store, maxBytes: limits.readChunkBytes)
+    let follower = LogFollower(store: store, signal: signal, shared: sharedLogReads)
     let activity = SlotActivity()
     EventsController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics,
                      allocations: RateLimiter(rate: limits.selfServicePerHour / 3600, burst: max(1, limits.selfServicePerHour))).addRoutes(to: router)
-    WebSocketController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
+    WebSocketController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics,
+                        tail: TailPush(signal: signal, shared: sharedLogReads, metrics: metrics)).addRoutes(to: router)
     return router
 }

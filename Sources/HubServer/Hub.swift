@@ -14,6 +14,10 @@ import UnixSignals
 public struct Hub: Sendable {
     public let group: ServiceGroup
     public let signal: LocalChangeSignal
+    public let metrics: HubMetrics
+
+    /// Live readers waiting for data: on the change signal, or parked at a stream's tail on the WebSocket push path.
+    public var liveWaiting: Int { signal.waiterCount + metrics.parkedAtTail }
 
     /// Opens and migrates the store, then assembles the HTTP server. Throws before anything listens when the
     /// store cannot be opened (for example a schema newer than this binary).
@@ -33,9 +37,9 @@ public struct Hub: Sendable {
         if config.auth == .tokens { try await AdminBootstrap.ensureAdminToken(store: store, dataDirectory: config.dataDirectory, logger: logger) }
         let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens, allowQueryTokens: config.allowQueryTokens,
                                                                   tokenRate: config.rateLimitToken, addressRate: config.rateLimitAddress), store: store)
-        let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount })
         let metrics = HubMetrics(version: HubVersion.current)
+        let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
+                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount + metrics.parkedAtTail })
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
                                  metricsRequireToken: config.metricsRequireToken)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
@@ -103,7 +107,7 @@ public struct Hub: Sendable {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = config.shutdownGrace
-        return Hub(group: ServiceGroup(configuration: groupConfig), signal: signal)
+        return Hub(group: ServiceGroup(configuration: groupConfig), signal: signal, metrics: metrics)
     }
 
     public func run() async throws { try await group.run() }

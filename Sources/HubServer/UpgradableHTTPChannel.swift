@@ -117,7 +117,7 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                                                                    validateUTF8: settings.validateUTF8, maxFrameSize: settings.maxFrameSize)
                 _ = try? await WebSocketHandler.handle(type: .server, configuration: configuration, asyncChannel: channel,
                                                        context: SessionContext(logger: logger)) { inbound, outbound, context in
-                    try await session(inbound, outbound, context.logger)
+                    try await session(inbound, outbound, WebSocketLink(logger: context.logger, transformsFrames: !extensions.isEmpty))
                 }
             }
         } catch {

@@ -119,7 +119,7 @@ struct LiveFrontsTests {
             let offsetRead = try await hub.client.request(.GET, "/v1/stream/view?offset=00000000000000000001", headers: auth)
             #expect(offsetRead.status == 410 && json(offsetRead.text)["code"] as? String == "below-retention")
 
-            let refused = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=view&since=1", headers: auth).readUntilClose()
+            let refused = await (try await RawWebSocket.upgrade(port: hub.port, path: "/v1/ws?slot=view&since=1", headers: auth)).readUntilClose()
             #expect(refused.code == 4410)
             #expect(refused.texts.count == 1 && json(refused.texts[0])["code"] as? String == "below-retention", "the problem frame comes before the close")
 
@@ -196,14 +196,51 @@ struct LiveFrontsTests {
         }
     }
 
+    @Test("fan-out: 50 WebSocket subscribers at the tail each get every record exactly once, in order, while appends race")
+    func webSocketFanOut() async throws {
+        try await withRunningHub { hub in
+            _ = try await hub.postEvents("fan", #"{"n":0}"#)
+            let count = 300
+            let sessions = (0..<50).map { i in
+                Task {
+                    let frames = Frames()
+                    // Half deflate (pull path), half plain (push path at the tail).
+                    try await webSocket(port: hub.port, "slot=fan&since=1", deflate: i % 2 == 0) { text, _ in frames.add(text) < count }
+                    return frames.seqs
+                }
+            }
+            try await hub.untilWaiting(1)
+            // Appends from four writers, some in batches, while subscribers move between the push and pull paths.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for w in 0..<4 {
+                    group.addTask {
+                        var sent = 0
+                        while sent < count / 4 {
+                            let n = min(1 + (sent % 3), count / 4 - sent)
+                            let body = "[" + (0..<n).map { #"{"w":\#(w),"i":\#(sent + $0)}"# }.joined(separator: ",") + "]"
+                            let posted = try await hub.postEvents("fan", body)
+                            #expect(posted.status == 200)
+                            sent += n
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            for session in sessions {
+                let seqs = try await session.value
+                #expect(seqs == Array(2...(count + 1)))
+            }
+        }
+    }
+
     @Test("permessage-deflate is negotiated when offered, and compressed frames arrive intact")
     func deflate() async throws {
         try await withRunningHub { hub in
             let big = "{\"text\":\"" + String(repeating: "compressible ", count: 400) + "\"}"
             #expect(try await hub.postEvents("z", big).status == 200)
-            let offered = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=z", headers: [("Sec-WebSocket-Extensions", "permessage-deflate")])
+            let offered = try await RawWebSocket.upgrade(port: hub.port, path: "/v1/ws?slot=z", headers: [("Sec-WebSocket-Extensions", "permessage-deflate")])
             #expect(offered.responseHead.lowercased().contains("sec-websocket-extensions: permessage-deflate"))
-            let plain = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=z")
+            let plain = try await RawWebSocket.upgrade(port: hub.port, path: "/v1/ws?slot=z")
             #expect(!plain.responseHead.lowercased().contains("permessage-deflate"), "not offered, not used")
             let frames = Frames()
             try await webSocket(port: hub.port, "slot=z&since=0", deflate: true) { text, _ in frames.add(text) < 1 }
@@ -215,11 +252,11 @@ struct LiveFrontsTests {
     func slowConsumer() async throws {
         try await withRunningHub({ $0.http.webSocketSendTimeout = .milliseconds(300) }) { hub in
             _ = try await hub.postEvents("fan", "{}")
-            let stalled = try RawWebSocket(port: hub.port, path: "/v1/ws?slot=fan")
+            let stalled = try await RawWebSocket.upgrade(port: hub.port, path: "/v1/ws?slot=fan")
             let healthy = Frames()
             let payload = "{\"pad\":\"" + String(repeating: "p", count: 60_000) + "\"}"
             let session = Task {
-                try await webSocket(port: hub.port, "slot=fan") { text, _ in healthy.add(text) < 150 }
+                try await webSocket(port: hub.port, "slot=fan&since=1") { text, _ in healthy.add(text) < 150 }
             }
             try await hub.untilWaiting(2)
             for _ in 0..<150 { #expect(try await hub.postEvents("fan", payload).status == 200) }
@@ -229,7 +266,7 @@ struct LiveFrontsTests {
             while !(try await hub.client.request(.GET, "/metrics").text.contains("hub_slow_consumer_closes_total 1")) {
                 try await Task.sleep(for: .milliseconds(50))
             }
-            #expect(stalled.readCloseCode() == 4008)
+            #expect(await stalled.readCloseCode() == 4008)
         }
     }
 }

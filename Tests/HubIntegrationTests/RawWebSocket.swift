@@ -10,7 +10,32 @@ final class RawWebSocket: @unchecked Sendable {
     /// The server's 101 response head.
     private(set) var responseHead = ""
 
-    init(port: Int, path: String, headers: [(String, String)] = []) throws {
+    /// Connects and completes the upgrade. Blocking socket calls run on a dispatch thread: the hub under test runs
+    /// in this process on the same cooperative pool, which a blocked `recv` would starve.
+    static func upgrade(port: Int, path: String, headers: [(String, String)] = []) async throws -> RawWebSocket {
+        try await offPool { try RawWebSocket(port: port, path: path, headers: headers) }
+    }
+
+    /// The text frames up to the close frame, and its code (nil when the connection ended without one).
+    func readUntilClose() async -> (texts: [String], code: Int?) {
+        await Self.offPool { self.blockingReadUntilClose() }
+    }
+
+    func readCloseCode() async -> Int? { await readUntilClose().code }
+
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
+    }
+
+    private static func offPool<T: Sendable>(_ work: @escaping @Sendable () -> T) async -> T {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(returning: work()) }
+        }
+    }
+
+    private init(port: Int, path: String, headers: [(String, String)]) throws {
         fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
         var small: Int32 = 4096
         setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
@@ -39,11 +64,7 @@ final class RawWebSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    /// Reads frames until a close frame (returns its code) or the end of the connection (returns nil).
-    func readCloseCode() -> Int? { readUntilClose().code }
-
-    /// The text frames up to the close frame, and its code (nil when the connection ended without one).
-    func readUntilClose() -> (texts: [String], code: Int?) {
+    private func blockingReadUntilClose() -> (texts: [String], code: Int?) {
         var texts: [String] = []
         func read(_ count: Int) -> [UInt8]? {
             var out = [UInt8](repeating: 0, count: count)

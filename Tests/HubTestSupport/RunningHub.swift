@@ -52,7 +52,7 @@ public func withRunningHub<T: Sendable>(
         var iterator = ports.makeAsyncIterator()
         guard let port = await iterator.next() else { throw TestFailure("hubd never started listening") }
         let running = RunningHub(port: port, client: TestHTTPClient(port: port), dataDirectory: directory.path,
-                                 shutdown: { await hub.shutdown() }, liveWaiters: { hub.signal.waiterCount })
+                                 shutdown: { await hub.shutdown() }, liveWaiters: { hub.liveWaiting })
         do {
             let value = try await body(running)
             await hub.shutdown()

@@ -21,6 +21,7 @@ struct WebSocketController: Sendable {
     let limits: HTTPLimits
     let auth: Authenticator
     let metrics: HubMetrics
+    let tail: TailPush
 
     /// Close codes (docs/api/websocket.md).
     enum CloseCode {
@@ -46,8 +47,8 @@ struct WebSocketController: Sendable {
             let subscription = try Subscription(request, limits: limits)
             try await context.authorize(subscription.consumer == nil ? .read : .consume, on: subscription.authorizedPath, using: auth)
             let channel = context.channel
-            context.webSocket.accept { inbound, outbound, logger in
-                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, logger: logger)
+            context.webSocket.accept { inbound, outbound, link in
+                try await session(subscription, inbound: inbound, outbound: outbound, channel: channel, link: link)
             }
             return Response(status: .ok)
         }
@@ -108,7 +109,7 @@ struct WebSocketController: Sendable {
     // MARK: Session
 
     private func session(_ subscription: Subscription, inbound: WebSocketInboundStream, outbound: WebSocketOutboundWriter, channel: any Channel,
-                         logger: Logger) async throws {
+                         link: WebSocketLink) async throws {
         metrics.webSocketOpened()
         defer { metrics.webSocketClosed() }
         let slot = subscription.scope.slot
@@ -149,7 +150,9 @@ struct WebSocketController: Sendable {
                 await self.readClient(inbound, subscription: subscription, window: window, sender: sender)
             }
             group.addTask {
-                try await self.follow(subscription, first: first, after: start, window: window, sender: sender)
+                // Plain subscribers without per-frame work wait at the tail on the push path.
+                let push = window == nil && !link.transformsFrames ? channel : nil
+                return try await self.follow(subscription, first: first, after: start, window: window, sender: sender, push: push)
             }
             group.addTask {
                 await sender.watch()
@@ -193,7 +196,7 @@ struct WebSocketController: Sendable {
     /// at `max_in_flight` unacknowledged frames and, when the oldest of them is older than `ack_wait`, goes back to
     /// the last acknowledgement and sends everything after it again.
     private func follow(_ subscription: Subscription, first: LiveBatch, after start: UInt64, window: ConsumerWindow?,
-                        sender: Sender) async throws -> Ending {
+                        sender: Sender, push: (any Channel)?) async throws -> Ending {
         let scope = subscription.scope
         let form = LiveBatch.Form.webSocket(subscription.envelope)
         let key = first.result.changeKey
@@ -243,6 +246,13 @@ struct WebSocketController: Sendable {
             let records = batch.records
             if records.isEmpty {
                 guard let ticket else { continue }  // the first read was empty: take a ticket and read again
+                if let push {
+                    switch await tail.park(scope, key: key, after: after, channel: push, form: form) {
+                    case .behind(let cursor): after = cursor; continue
+                    case .shuttingDown: return .shutdown
+                    case .cancelled: return .clientClosed
+                    }
+                }
                 let timeout = redeliverIn ?? .seconds(3600)
                 switch await follower.signal.wait(for: key, after: ticket, timeout: timeout) {
                 case .changed, .timedOut: continue

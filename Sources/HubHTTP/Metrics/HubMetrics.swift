@@ -20,6 +20,9 @@ public final class HubMetrics: Sendable {
     let retentionRemoved: Counter
     /// Open connections by transport, readable by the admin API (gauges cannot be read back).
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
+    /// WebSocket subscribers parked at the tail on the push path (they wait without a change-signal waiter each).
+    let parked = Atomic<Int>(0)
+    public var parkedAtTail: Int { parked.load(ordering: .relaxed) }
     let deliveryLatency: DurationHistogram
     let responses: [Counter]
 
