@@ -80,8 +80,6 @@ struct LogFollower: Sendable {
     let signal: any ChangeSignal
     let shared: SharedLogReads
 
-    enum Idle { case keepGoing, stop }
-
     /// The first read, before any response goes out, so a missing slot or a cursor below retention is reported
     /// as an error of the request.
     func start(_ scope: SlotScope, after: UInt64) async throws -> LiveBatch {
