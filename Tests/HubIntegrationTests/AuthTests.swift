@@ -20,6 +20,23 @@ extension RunningHub {
         return try await client.request(method, "/v1/admin/" + path, headers: headers, body: json)
     }
 
+    /// Slots `acme` and `other`, and the tokens of the auth matrices: `scopes` on acme, the same on other, read-only
+    /// on acme, one revoked, one expired (rotated with no overlap).
+    func matrixTokens(_ admin: String, scopes: [String]) async throws
+        -> (right: (id: String, secret: String), otherSlot: (id: String, secret: String), readOnly: (id: String, secret: String),
+            revoked: (id: String, secret: String), expiring: (id: String, secret: String)) {
+        #expect(try await self.admin(.POST, "slots", token: admin, json: #"{"name":"acme"}"#).status == 201)
+        #expect(try await self.admin(.POST, "slots", token: admin, json: #"{"name":"other"}"#).status == 201)
+        let right = try await mint(admin, slot: "acme", scopes: scopes)
+        let otherSlot = try await mint(admin, slot: "other", scopes: scopes)
+        let readOnly = try await mint(admin, slot: "acme", scopes: ["read"])
+        let revoked = try await mint(admin, slot: "acme", scopes: scopes)
+        #expect(try await self.admin(.DELETE, "tokens/\(revoked.id)", token: admin).status == 204)
+        let expiring = try await mint(admin, slot: "acme", scopes: scopes)
+        #expect(try await self.admin(.POST, "tokens/\(expiring.id)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+        return (right, otherSlot, readOnly, revoked, expiring)
+    }
+
     /// Mints a token and returns (id, secret).
     func mint(_ admin: String, slot: String, scopes: [String], prefix: String? = nil) async throws -> (id: String, secret: String) {
         let prefixJSON = prefix.map { #","prefix":"\#($0)""# } ?? ""
@@ -52,16 +69,7 @@ struct AuthTests {
     @Test("the matrix: every stream operation × no token, malformed, unknown, expired, revoked, wrong slot, wrong scope, right token")
     func matrix() async throws {
         try await withTokenHub { hub, admin in
-            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"acme"}"#).status == 201)
-            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"other"}"#).status == 201)
-            let all = ["read", "append", "create", "delete"]
-            let right = try await hub.mint(admin, slot: "acme", scopes: all)
-            let otherSlot = try await hub.mint(admin, slot: "other", scopes: all)
-            let readOnly = try await hub.mint(admin, slot: "acme", scopes: ["read"])
-            let revoked = try await hub.mint(admin, slot: "acme", scopes: all)
-            #expect(try await hub.admin(.DELETE, "tokens/\(revoked.id)", token: admin).status == 204)
-            let expiring = try await hub.mint(admin, slot: "acme", scopes: all)
-            #expect(try await hub.admin(.POST, "tokens/\(expiring.id)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+            let (right, otherSlot, readOnly, revoked, expiring) = try await hub.matrixTokens(admin, scopes: ["read", "append", "create", "delete"])
             let unknown = "hub_" + String(repeating: "A", count: 43)
 
             // Each operation on a fresh stream, so the answer is about auth alone.
@@ -107,16 +115,7 @@ struct AuthTests {
     @Test("the matrix on the live surfaces: events append/list/follow, slot state, WebSocket and consumers, checked before any upgrade")
     func liveMatrix() async throws {
         try await withTokenHub { hub, admin in
-            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"acme"}"#).status == 201)
-            #expect(try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"other"}"#).status == 201)
-            let all = ["read", "append", "create", "delete", "consume"]
-            let right = try await hub.mint(admin, slot: "acme", scopes: all)
-            let otherSlot = try await hub.mint(admin, slot: "other", scopes: all)
-            let readOnly = try await hub.mint(admin, slot: "acme", scopes: ["read"])
-            let revoked = try await hub.mint(admin, slot: "acme", scopes: all)
-            #expect(try await hub.admin(.DELETE, "tokens/\(revoked.id)", token: admin).status == 204)
-            let expiring = try await hub.mint(admin, slot: "acme", scopes: all)
-            #expect(try await hub.admin(.POST, "tokens/\(expiring.id)/rotate", token: admin, json: #"{"overlap_s":0}"#).status == 201)
+            let (right, otherSlot, readOnly, revoked, expiring) = try await hub.matrixTokens(admin, scopes: ["read", "append", "create", "delete", "consume"])
             #expect(try await hub.postEvents("acme", #"{"n":0}"#, token: right.secret).status == 200)
             let upgrade = [("Upgrade", "websocket"), ("Connection", "Upgrade"), ("Sec-WebSocket-Version", "13"), ("Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==")]
 

@@ -39,16 +39,11 @@ final class LiveBatch: Sendable {
 /// Coalesces identical log reads of live subscribers, like `SharedReads` does for Durable Streams offsets: a reader
 /// holding change ticket T joins only a read that started at T or later, so it can never miss the change that woke it.
 final class SharedLogReads: Sendable {
-    private struct Key: Hashable {
+    private struct Key: Hashable, Sendable {
         let scope: SlotScope
         let after: UInt64
     }
-    private struct Flight {
-        let ticket: UInt64
-        let id: UInt64
-        let task: Task<LiveBatch, any Error>
-    }
-    private let flights = Mutex<(table: [Key: Flight], nextID: UInt64)>(([:], 0))
+    private let flights = Flights<Key, LiveBatch>()
     private let store: any SlotLog
     /// Records per live read; consumers needing fewer take a prefix, so every reader shares the same flights.
     static let batchRecords = 1000
@@ -57,19 +52,10 @@ final class SharedLogReads: Sendable {
     init(store: any SlotLog, maxBytes: Int) { self.store = store; self.maxBytes = maxBytes }
 
     func read(_ scope: SlotScope, after: UInt64, ticket: UInt64) async throws -> LiveBatch {
-        let key = Key(scope: scope, after: after)
         let store = self.store, maxBytes = self.maxBytes
-        let flight = flights.withLock { state -> Flight in
-            if let existing = state.table[key], existing.ticket >= ticket { return existing }
-            state.nextID &+= 1
-            let flight = Flight(ticket: ticket, id: state.nextID, task: Task {
-                LiveBatch(try await store.readLog(scope, after: after, limit: Self.batchRecords, maxBytes: maxBytes))
-            })
-            state.table[key] = flight
-            return flight
+        return try await flights.join(Key(scope: scope, after: after), ticket: ticket) {
+            LiveBatch(try await store.readLog(scope, after: after, limit: Self.batchRecords, maxBytes: maxBytes))
         }
-        defer { flights.withLock { state in if state.table[key]?.id == flight.id { state.table[key] = nil } } }
-        return try await flight.task.value
     }
 }
 

@@ -43,39 +43,44 @@ final class SharedRead: Sendable {
 /// ticket of the reader that started it, and a reader holding ticket T joins only a flight started at T or later.
 /// Otherwise it could be handed data older than the change that woke it and then wait for a change already past.
 final class SharedReads: Sendable {
-    private struct Key: Hashable {
+    private struct Key: Hashable, Sendable {
         let stream: Int64
         let after: UInt64
     }
-    private struct Flight {
-        let ticket: UInt64
-        let id: UInt64
-        let task: Task<SharedRead, any Error>
-    }
-    private struct State {
-        var flights: [Key: Flight] = [:]
-        var nextID: UInt64 = 0
-    }
-    private let state = Mutex(State())
+    private let flights = Flights<Key, SharedRead>()
     private let store: any StreamStore
 
     init(store: any StreamStore) { self.store = store }
 
     /// The records of `path` (stream `id`) after `offset`, as of a moment after the caller took `ticket`.
     func read(_ path: StreamPath, stream id: Int64, after offset: Offset, ticket: UInt64, maxBytes: Int) async throws -> SharedRead {
-        let key = Key(stream: id, after: offset.position)
         let store = self.store
+        return try await flights.join(Key(stream: id, after: offset.position), ticket: ticket) {
+            SharedRead(try await store.read(path, after: offset, maxBytes: maxBytes))
+        }
+    }
+}
+
+/// Identical reads in flight, by key: a caller holding change ticket T joins a flight started at T or later, or
+/// starts a new one (see `SharedReads` for why). The first caller to finish retires the flight, so later
+/// wake-ups read afresh.
+final class Flights<Key: Hashable & Sendable, Value: Sendable>: Sendable {
+    private struct Flight {
+        let ticket: UInt64
+        let id: UInt64
+        let task: Task<Value, any Error>
+    }
+    private let state = Mutex<(table: [Key: Flight], nextID: UInt64)>(([:], 0))
+
+    func join(_ key: Key, ticket: UInt64, read: @escaping @Sendable () async throws -> Value) async throws -> Value {
         let flight = state.withLock { state -> Flight in
-            if let existing = state.flights[key], existing.ticket >= ticket { return existing }
+            if let existing = state.table[key], existing.ticket >= ticket { return existing }
             state.nextID &+= 1
-            let flight = Flight(ticket: ticket, id: state.nextID, task: Task { SharedRead(try await store.read(path, after: offset, maxBytes: maxBytes)) })
-            state.flights[key] = flight
+            let flight = Flight(ticket: ticket, id: state.nextID, task: Task { try await read() })
+            state.table[key] = flight
             return flight
         }
-        defer {
-            // The first reader to finish retires the flight; later wake-ups start a fresh read.
-            state.withLock { state in if state.flights[key]?.id == flight.id { state.flights[key] = nil } }
-        }
+        defer { state.withLock { state in if state.table[key]?.id == flight.id { state.table[key] = nil } } }
         return try await flight.task.value
     }
 }
