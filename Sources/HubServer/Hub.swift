@@ -16,7 +16,8 @@ public struct Hub: Sendable {
     public let signal: LocalChangeSignal
     public let metrics: HubMetrics
 
-    /// Live readers waiting for data: on the change signal, or parked at a stream's tail on the WebSocket push path.
+    /// Live readers waiting for data: on the change signal, or parked at a stream's tail on the WebSocket push path
+    /// (whose dispatcher's own wait on the signal is not counted).
     public var liveWaiting: Int { signal.waiterCount + metrics.parkedAtTail }
 
     /// Opens and migrates the store, then assembles the HTTP server. Throws before anything listens when the

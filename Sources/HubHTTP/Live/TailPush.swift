@@ -115,7 +115,10 @@ final class TailPush: Sendable {
                 return
             }
             if batch.records.isEmpty {
-                switch await signal.wait(for: key, after: ticket, timeout: .seconds(60)) {
+                metrics.dispatchersWaiting.add(1, ordering: .relaxed)
+                let outcome = await signal.wait(for: key, after: ticket, timeout: .seconds(60))
+                metrics.dispatchersWaiting.subtract(1, ordering: .relaxed)
+                switch outcome {
                 case .changed, .timedOut: continue
                 case .shuttingDown: releaseAll(scope, group: id, .shuttingDown); return
                 case .cancelled: return

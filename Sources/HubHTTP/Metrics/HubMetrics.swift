@@ -22,7 +22,11 @@ public final class HubMetrics: Sendable {
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
     /// WebSocket subscribers parked at the tail on the push path (they wait without a change-signal waiter each).
     let parked = Atomic<Int>(0)
-    public var parkedAtTail: Int { parked.load(ordering: .relaxed) }
+    /// Push dispatchers waiting on the change signal (one per stream or slot with parked subscribers).
+    let dispatchersWaiting = Atomic<Int>(0)
+    /// Subscribers waiting for data on the push path, less the dispatchers' own waits, to add to the change signal's
+    /// waiter count: readers, not the machinery that serves them.
+    public var parkedAtTail: Int { parked.load(ordering: .relaxed) - dispatchersWaiting.load(ordering: .relaxed) }
     let deliveryLatency: DurationHistogram
     let responses: [Counter]
 
