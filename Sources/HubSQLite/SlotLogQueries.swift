@@ -90,40 +90,31 @@ enum SlotLogQueries {
                         nowMs: Int64) throws(StoreError) -> SlotReadResult {
         let slot = try slot(db, scope.slot)
         guard after <= slot.headSeq else { throw .seqOutOfRange(requested: after, head: slot.headSeq) }
-        let floor: UInt64, key: Int64
-        let statement: Statement
-        do {
-            switch scope {
-            case .slot:
-                floor = slot.floorSeq
-                key = ChangeKey.slot(slot.id)
-                if after > 0 && after < floor { throw StoreError.belowRetention(floor: .seq(floor)) }
-                statement = try db.statement("""
-                    SELECT r.seq, r.pos, r.ts_ms, r.type, r.body, s.path, s.content_type FROM records r JOIN streams s ON s.id = r.stream_id
-                    WHERE r.slot_id = ? AND r.seq > ? AND s.deleted = 0 ORDER BY r.seq LIMIT ?
-                    """, [.int(slot.id), .int(after), .int(Int64(limit))])
-            case .stream(let path):
-                let row = try StreamQueries.readable(db, path: path, nowMs: nowMs)
-                floor = row.trimmedSeq
-                key = row.id
-                if after > 0 && after < floor { throw StoreError.belowRetention(floor: .seq(floor)) }
-                statement = try db.statement("""
-                    SELECT seq, pos, ts_ms, type, body, ?, ? FROM records WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?
-                    """, [.text(path.rawValue), .text(row.contentType.raw), .int(row.id), .int(after), .int(Int64(limit))])
-            }
-        } catch let error as StoreError {
-            throw error
-        } catch let error as SQLiteFailure {
-            throw error.storeError
-        } catch {
-            throw .backend("\(error)")
+        let floor: UInt64, key: Int64, sql: String, values: [SQLValue]
+        switch scope {
+        case .slot:
+            floor = slot.floorSeq
+            key = ChangeKey.slot(slot.id)
+            sql = """
+                SELECT r.seq, r.pos, r.ts_ms, r.type, r.body, s.path, s.content_type FROM records r JOIN streams s ON s.id = r.stream_id
+                WHERE r.slot_id = ? AND r.seq > ? AND s.deleted = 0 ORDER BY r.seq LIMIT ?
+                """
+            values = [.int(slot.id), .int(after), .int(Int64(limit))]
+        case .stream(let path):
+            let row = try StreamQueries.readable(db, path: path, nowMs: nowMs)
+            floor = row.trimmedSeq
+            key = row.id
+            sql = "SELECT seq, pos, ts_ms, type, body, ?, ? FROM records WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"
+            values = [.text(path.rawValue), .text(row.contentType.raw), .int(row.id), .int(after), .int(Int64(limit))]
         }
-        defer { sqlite3_reset(statement.handle) }
+        if after > 0 && after < floor { throw .belowRetention(floor: .seq(floor)) }
         var records: [SlotRecord] = []
         var bytes = 0
         // Paths and content types repeat across records: parse each distinct one once.
         var paths: [String: (StreamPath, ContentType)] = [:]
         do {
+            let statement = try db.statement(sql, values)
+            defer { sqlite3_reset(statement.handle) }
             while try statement.step() {
                 let body = statement.blob(4)
                 let rawPath = statement.text(5)

@@ -128,7 +128,7 @@ struct AuthTests {
                 case "events GET": r = try await hub.client.request(.GET, "/v1/events/acme?since=0", headers: headers)
                 case "state": r = try await hub.client.request(.GET, "/v1/slot/acme/state", headers: headers)
                 case "follow":
-                    let status = StatusBox()
+                    let status = LockedBox<Int>()
                     try await hub.sse("/v1/events/acme/stream?since=0", headers: headers, onHead: { status.set(Int($0.status.code)) }) { _ in false }
                     if status.value == 200 { return (200, nil, false) }
                     r = try await hub.client.request(.GET, "/v1/events/acme/stream?since=0", headers: headers)
@@ -346,12 +346,4 @@ struct AuthTests {
                 "no secret in any log line")
         #expect(!lines.contains { $0.contains("tkt_") }, "query strings are never logged")
     }
-}
-
-/// The status of a response head seen by a callback.
-final class StatusBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var status: Int?
-    func set(_ s: Int) { lock.lock(); status = s; lock.unlock() }
-    var value: Int? { lock.lock(); defer { lock.unlock() }; return status }
 }

@@ -65,3 +65,11 @@ extension RunningHub {
         return try await client.request(.POST, "/v1/events/\(slot)", headers: all, body: body)
     }
 }
+
+/// A value set from a callback (a response head, a status) and read by the test body.
+final class LockedBox<Value: Sendable>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var stored: Value?
+    func set(_ value: Value) { lock.lock(); stored = value; lock.unlock() }
+    var value: Value? { lock.lock(); defer { lock.unlock() }; return stored }
+}

@@ -20,7 +20,7 @@ struct LiveFrontsTests {
             let slot = try #require(doc["slot_id"] as? String), token = try #require(doc["slot_token"] as? String)
             let auth = [("Authorization", "Bearer \(token)")]
 
-            let heads = HeadBox()
+            let heads = LockedBox<HTTPResponseHead>()
             let daemon = Task {
                 try await hub.sse("/v1/events/\(slot)/stream?wake=1", headers: auth, onHead: { heads.set($0) }) { event in
                     #expect(event.type == "message")
@@ -284,12 +284,4 @@ struct LiveFrontsTests {
             #expect(await stalled.readCloseCode() == 4008)
         }
     }
-}
-
-/// Holds the response head of an SSE read for the test body.
-final class HeadBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var head: HTTPResponseHead?
-    func set(_ h: HTTPResponseHead) { lock.lock(); head = h; lock.unlock() }
-    var value: HTTPResponseHead? { lock.lock(); defer { lock.unlock() }; return head }
 }
