@@ -27,12 +27,15 @@ let webSocketCompression: Target.Dependency = .product(name: "WSCompression", pa
 let webSocketClient: Target.Dependency = .product(name: "WSClient", package: "swift-websocket")
 let nioHTTPTypesHTTP1: Target.Dependency = .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
+let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
+let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
 
 let package = Package(
     name: "eventhub",
     platforms: [.macOS(.v15)],  // macOS only for development; Linux is the product
     products: [
         .executable(name: "hubd", targets: ["hubd"]),
+        .executable(name: "hubctl", targets: ["hubctl"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -46,6 +49,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/hummingbird-project/swift-websocket.git", from: "1.6.2"),
         .package(url: "https://github.com/apple/swift-nio-extras.git", from: "1.35.2"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
     ],
     targets: [
         .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
@@ -57,14 +62,20 @@ let package = Package(
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
         .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, webSocket, webSocketCompression, nioWebSocket, serviceLifecycle, logging, prometheus], swiftSettings: strict),
         .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
-        .executableTarget(name: "hubd", dependencies: ["HubServer", argumentParser], swiftSettings: strict),
+        .executableTarget(name: "hubd", dependencies: ["HubServer", "HubCore", argumentParser], swiftSettings: strict),
+
+        // The CLI as a library (testable in-process) and a thin main. It talks HTTP to a hub and opens store files
+        // offline (verify, restore); it never links the server's HTTP stack.
+        .target(name: "HubCtl", dependencies: ["HubCore", "HubProtocol", "HubSQLite", argumentParser, asyncHTTPClient, webSocketClient, yams, nioCore, nioPosix, nioHTTP1, httpTypes, logging], swiftSettings: strict),
+        .executableTarget(name: "hubctl", dependencies: ["HubCtl"], swiftSettings: strict),
 
         .executableTarget(name: "StoreBench", dependencies: ["HubSQLite", nioCore], path: "Benchmarks/StoreBench"),
 
-        .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
+        .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", "HubProtocol", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
+        .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite"]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]
 )

@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.build/deb}
-version=${VERSION:-$(sed -n 's/.*current = "\(.*\)".*/\1/p' Sources/HubServer/HubVersion.swift)}
+version=${VERSION:-$(sed -n 's/.*current = "\(.*\)".*/\1/p' Sources/HubCore/HubVersion.swift)}
 arch=$(dpkg --print-architecture)
 swift build -c release --static-swift-stdlib --product hubd
 bin=$(swift build -c release --static-swift-stdlib --show-bin-path)/hubd

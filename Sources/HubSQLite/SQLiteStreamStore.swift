@@ -26,11 +26,13 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
     let writer: SQLiteWriter
     let readers: SQLiteReaderPool
     private let configuration: Configuration
+    private let lock: StoreLock
 
     /// Opens (creating if needed) and migrates the database, then starts the writer.
-    /// Throws `.schemaTooNew` for a database written by a newer hubd.
+    /// Throws `.schemaTooNew` for a database written by a newer hubd, `.unavailable` while another process has it open (`StoreLock`).
     public init(_ configuration: Configuration, signal: any ChangeSignal) throws(StoreError) {
         self.configuration = configuration
+        lock = try StoreLock(databasePath: configuration.path)
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: configuration.path, readOnly: false)
@@ -51,6 +53,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
     public func close() async {
         writer.stop()
         await readers.shutdown()
+        lock.release()
     }
 
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }

@@ -1,3 +1,4 @@
+import HubProtocol
 import HubTestSupport
 import NIOCore
 import NIOHTTP1

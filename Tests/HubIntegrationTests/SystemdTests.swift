@@ -1,3 +1,4 @@
+import HubProtocol
 import Foundation
 import HubTestSupport
 import Testing

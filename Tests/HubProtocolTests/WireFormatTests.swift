@@ -1,3 +1,4 @@
+import HubProtocol
 import HubCore
 import NIOCore
 import Testing

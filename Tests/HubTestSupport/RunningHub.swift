@@ -1,3 +1,4 @@
+import HubProtocol
 import Foundation
 import HubCore
 import HubHTTP

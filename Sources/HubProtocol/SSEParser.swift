@@ -5,10 +5,17 @@ public struct SSEEvent: Equatable, Sendable {
     public var type: String
     public var data: String
     public var id: String?
+
+    public init(type: String, data: String, id: String? = nil) {
+        self.type = type
+        self.data = data
+        self.id = id
+    }
 }
 
-/// Incremental SSE parser per the WHATWG rules: lines end in CR, LF or CRLF; `data:` lines join with LF;
-/// a blank line dispatches; comments are ignored.
+/// Incremental SSE parser (the reading side of `SSE`, for clients: hubctl and the tests) per the WHATWG rules:
+/// lines end in CR, LF or CRLF; `data:` lines join with LF; a blank line dispatches; comments are ignored.
+/// `id` persists across events, as the last event id does in `EventSource`.
 public struct SSEParser: Sendable {
     private var pending: [UInt8] = []
     private var type = ""
@@ -21,12 +28,16 @@ public struct SSEParser: Sendable {
     public mutating func feed(_ buffer: ByteBuffer) -> [SSEEvent] {
         pending.append(contentsOf: buffer.readableBytesView)
         var events: [SSEEvent] = []
-        while let end = pending.firstIndex(where: { $0 == 0x0A || $0 == 0x0D }) {
+        var start = 0
+        var i = 0
+        while i < pending.count {
+            let c = pending[i]
+            guard c == 0x0A || c == 0x0D else { i += 1; continue }
             // A CR at the very end may be the first half of a CRLF: wait for more.
-            if pending[end] == 0x0D && end + 1 == pending.count { break }
-            let line = String(decoding: pending[..<end], as: UTF8.self)
-            let skip = pending[end] == 0x0D && pending[end + 1] == 0x0A ? 2 : 1
-            pending.removeFirst(end + skip)
+            if c == 0x0D && i + 1 == pending.count { break }
+            let line = String(decoding: pending[start..<i], as: UTF8.self)
+            i += (c == 0x0D && pending[i + 1] == 0x0A) ? 2 : 1
+            start = i
             if line.isEmpty {
                 if sawData { events.append(SSEEvent(type: type.isEmpty ? "message" : type, data: data.joined(separator: "\n"), id: id)) }
                 type = ""; data = []; sawData = false
@@ -49,6 +60,7 @@ public struct SSEParser: Sendable {
             default: break
             }
         }
+        pending.removeFirst(start)
         return events
     }
 }

@@ -1,0 +1,3 @@
+import HubCtl
+import Foundation
+exit(await HubCtl.main(Array(CommandLine.arguments.dropFirst())))
