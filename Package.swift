@@ -75,7 +75,7 @@ let package = Package(
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
-        .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite"]),
+        .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite", "CSQLite", "HubProtocol", "HubCore", webSocketClient, logging]),
         .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]
 )

@@ -14,7 +14,7 @@ struct BenchCommand: AsyncParsableCommand {
 
             Latency is measured from the publisher's clock to the subscriber's: run bench on the hub's machine or \
             on one with a synchronised clock. Publishers and subscribers use the hub's HTTP listener: the one in \
-            its effective config (over the admin socket), --data-url, or --url.
+            its stats (over the admin socket), --data-url, or --url.
               hubctl bench
               hubctl bench --subscribers 1000 --messages 100000 --transport ws --batch 10
               hubctl bench --publishers 4 --rate 2000 --size 512 --json
@@ -97,8 +97,8 @@ struct BenchSetup: Sendable {
         case let .url(base, _): url = dataURL ?? base
         case .socket:
             if let dataURL { url = dataURL } else {
-                let config = try await admin.json(.GET, "/v1/admin/config").json()
-                url = try listenURL(config)
+                let stats = try await admin.json(.GET, "/v1/admin/stats").json()
+                url = try listenURL(stats["http_listener"]?.string)
             }
         }
         let name = slot ?? "bench-" + String(UInt32.random(in: 0...UInt32.max), radix: 16)
@@ -112,9 +112,8 @@ struct BenchSetup: Sendable {
                           baseSeq: UInt64(state["head_seq"]?.int ?? 0), scratch: scratch)
     }
 
-    /// The HTTP listener from the hub's effective config (a wildcard address means this machine's loopback).
-    static func listenURL(_ config: JSONValue) throws(CtlError) -> String {
-        let listen = config["listen"]?.string ?? config["options"]?["listen"]?.string
+    /// The URL of the hub's bound HTTP listener (a wildcard address means this machine's loopback).
+    static func listenURL(_ listen: String?) throws(CtlError) -> String {
         guard let listen, let colon = listen.lastIndex(of: ":"), let port = Int(listen[listen.index(after: colon)...]) else {
             throw .config("cannot tell the hub's HTTP address from its config; give --data-url")
         }

@@ -21,7 +21,7 @@ final class HubClient: Sendable {
         self.target = target
         self.timeout = timeout
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(5), read: timeout)
+        configuration.timeout = .init(connect: min(.seconds(5), timeout), read: timeout)
         configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
         configuration.redirectConfiguration = .disallow
         configuration.decompression = .disabled

@@ -62,9 +62,10 @@ struct PublishCommand: AsyncParsableCommand {
     }
 
     private func readBody() throws -> ByteBuffer {
-        if let data { return ByteBuffer(string: data) }
         let bytes: [UInt8]?
-        if let file, file != "-" {
+        if let data {
+            bytes = Array(data.utf8)
+        } else if let file, file != "-" {
             guard let contents = FileManager.default.contents(atPath: file) else { throw CtlError.usage("cannot read --file \(file)") }
             bytes = contents.count > Self.maxBytes ? nil : Array(contents)
         } else {

@@ -26,6 +26,7 @@ struct StatusCommand: AsyncParsableCommand {
         f.add("hub", hubName)
         f.add("state", "ready")
         f.add("version", stats["version"].cell)
+        f.add("http", stats["http_listener"].cell)
         f.add("uptime", stats["uptime_s"]?.int.map { Units.describe(seconds: max($0, 1)) } ?? "-")
         f.add("slots", stats["slots"].cell)
         f.add("streams", stats["streams"].cell)

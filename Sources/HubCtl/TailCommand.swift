@@ -23,7 +23,9 @@ struct TailCommand: AsyncParsableCommand {
             """)
     @Argument(help: "A slot (its events) or a stream path (slot/name).") var target: String
     @Flag(name: .shortAndLong, help: "Keep following: print new entries as they arrive.") var follow = false
-    @Option(help: ArgumentHelp("Stream offset to start at: -1 (the beginning), now, or an offset.", valueName: "offset")) var from: String?
+    // `.unconditional`: `--from -1` is a value, not a flag.
+    @Option(parsing: .unconditional, help: ArgumentHelp("Stream offset to start at: -1 (the beginning), now, or an offset.", valueName: "offset"))
+    var from: String?
     @Option(help: ArgumentHelp("Slot seq to start after (0: everything retained).", valueName: "seq")) var since: UInt64?
     @Option(name: [.customShort("n"), .customLong("last")], help: ArgumentHelp("Start with the last N entries.", valueName: "n")) var last: Int = 10
     @Option(name: .customLong("max-backoff"), help: ArgumentHelp("Longest wait between reconnects, in seconds.", valueName: "seconds"))

@@ -22,7 +22,8 @@ struct TokenCommand: AsyncParsableCommand {
         var scopes: [String]
         @Option(help: ArgumentHelp("Limit the token to streams under this path inside the slot (e.g. acme/orders).", valueName: "path"))
         var prefix: String?
-        @Option(help: ArgumentHelp("A note saying who uses the token.", valueName: "text")) var label: String?
+        @Option(help: ArgumentHelp("Who uses the token (required: it is how 'token ls' and the audit log tell tokens apart).", valueName: "text"))
+        var label: String
         @Option(help: ArgumentHelp("Expire after this long (30d, 12h).", valueName: "duration")) var expires: String?
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions
@@ -42,7 +43,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             var document: [String: JSONValue] = ["slot": .string(slot), "scopes": .array(scopeList.map(JSONValue.string))]
             if let prefix { document["prefix"] = .string(prefix) }
-            if let label { document["label"] = .string(label) }
+            document["label"] = .string(label)
             if let expires, let seconds = Units.seconds(expires) { document["expires_in_s"] = .int(seconds) }
             let response = try await HubClient.with(hub) { try await $0.json(.POST, "/v1/admin/tokens", .object(document)) }
             try TokenCommand.printSecret(response, json: output.json, verb: "minted")

@@ -5,6 +5,7 @@ import HubSQLite
 import HubSystemd
 import Hummingbird
 import Logging
+import NIOConcurrencyHelpers
 import ServiceLifecycle
 import Synchronization
 import UnixSignals
@@ -39,8 +40,10 @@ public struct Hub: Sendable {
         let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens, allowQueryTokens: config.allowQueryTokens,
                                                                   tokenRate: config.rateLimitToken, addressRate: config.rateLimitAddress), store: store)
         let metrics = HubMetrics(version: HubVersion.current)
+        let httpListener = NIOLockedValueBox<String?>(nil)
         let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount + metrics.parkedAtTail })
+                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount + metrics.parkedAtTail },
+                                httpListener: { httpListener.withLockedValue { $0 } })
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
                                  metricsRequireToken: config.metricsRequireToken)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
@@ -67,6 +70,9 @@ public struct Hub: Sendable {
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { channel in
                 let port = channel.localAddress?.port ?? 0
+                if let ip = channel.localAddress?.ipAddress {
+                    httpListener.withLockedValue { $0 = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
+                }
                 logger.info("listening", metadata: ["hub.address": "\(channel.localAddress?.description ?? "?")", "hub.port": "\(port)",
                                                     "hub.listener": "\(httpTarget)"])
                 ready.arrived(port: port)

@@ -167,6 +167,7 @@ struct AdminController: Sendable {
         var records: Int64
         var bytes: Int64
         var liveReadersWaiting: Int
+        var httpListener: String?
     }
 
     @Sendable func stats(_ request: Request, context: HubRequestContext) async throws -> Response {
@@ -174,7 +175,8 @@ struct AdminController: Sendable {
         let slots = try await store.slots().filter { grant.reaches(slot: $0.name) }
         return try Self.json(StatsDocument(version: facts.version, uptimeS: (Self.nowMs - facts.startedAtMs) / 1000, slots: slots.count,
                                            streams: slots.reduce(0) { $0 + $1.streams }, records: slots.reduce(0) { $0 + $1.records },
-                                           bytes: slots.reduce(0) { $0 + $1.bytes }, liveReadersWaiting: facts.liveReaders()))
+                                           bytes: slots.reduce(0) { $0 + $1.bytes }, liveReadersWaiting: facts.liveReaders(),
+                                           httpListener: facts.httpListener()))
     }
 
     @Sendable func config(_ request: Request, context: HubRequestContext) async throws -> Response {
