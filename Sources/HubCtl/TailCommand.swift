@@ -106,9 +106,7 @@ struct Follower {
             let floor = UInt64(state["floor_seq"]?.int ?? 0)
             cursor = max(floor, head > UInt64(last) ? head - UInt64(last) : 0)
         }
-        // Both modes read the SSE follow, which carries each event's exact stored bytes; without -f it stops at
-        // the head the slot had when tail started.
-        if !follow && cursor >= head { return }
+        if !follow { return try await slotPages(name, after: cursor) }
         while true {
             do {
                 let request = client.request(.GET, "/v1/events/\(name)/stream", headers: [("Accept", "text/event-stream"), ("Last-Event-ID", String(cursor))])
@@ -125,13 +123,36 @@ struct Follower {
                         printEvent(seq: seq, type: event.type, data: event.data)
                         cursor = seq
                         backoff.reset()
-                        if !follow && cursor >= head { return }
                     }
                 }
                 throw CtlError.unreachable("the hub ended the event stream")
             } catch {
-                guard follow else { throw HubClient.describe(error, hub: client.name) }
                 try await retry(after: HubClient.describe(error, hub: client.name))
+            }
+        }
+    }
+
+    /// Without -f: the list pages up to the slot's head, each event's data re-printed as the exact bytes stored.
+    private func slotPages(_ name: String, after start: UInt64) async throws {
+        var cursor = start
+        while true {
+            let page = try await client.send(.GET, "/v1/events/\(name)" + URLText.query([("since", String(cursor)), ("limit", "1000")]))
+            do {
+                let document = try JSONMessages.members(page.body)
+                let events = try JSONMessages.flatten(document["events"] ?? ByteBuffer(string: "[]"), allowEmptyArray: true)
+                for raw in events {
+                    let event = try JSONMessages.members(raw)
+                    guard let seq = event["seq"].flatMap({ UInt64(String(buffer: $0)) }), seq > cursor else { continue }
+                    let type = event["event"].flatMap { try? JSONValue.parse(Array($0.readableBytesView)).string } ?? "message"
+                    printEvent(seq: seq, type: type, data: event["data"].map { String(buffer: $0) } ?? "null")
+                    cursor = seq
+                }
+                let next = document["next"].flatMap { UInt64(String(buffer: $0)) } ?? cursor
+                let head = document["head"].flatMap { UInt64(String(buffer: $0)) } ?? cursor
+                if next >= head || (events.isEmpty && next <= cursor) { return }
+                cursor = max(cursor, next)
+            } catch {
+                throw CtlError.failed("the hub's event list is not the JSON expected: \(error)")
             }
         }
     }

@@ -20,6 +20,21 @@ public enum JSONMessages {
         return ranges.map { body.getSlice(at: body.readerIndex + $0.lowerBound, length: $0.count)! }
     }
 
+    /// The exact bytes of each member value of a top-level JSON object, by key (keys compared as written, so they must
+    /// not use escapes). For clients that re-print values they did not produce, byte for byte.
+    public static func members(_ object: ByteBuffer) throws(ProtocolError) -> [String: ByteBuffer] {
+        let ranges = try object.withUnsafeReadableBytes { raw throws(ProtocolError) in
+            var scanner = Scanner(bytes: raw)
+            return try scanner.members()
+        }
+        var out: [String: ByteBuffer] = [:]
+        for (key, value) in ranges {
+            let keyBytes = object.getSlice(at: object.readerIndex + key.lowerBound + 1, length: key.count - 2)!
+            out[String(buffer: keyBytes)] = object.getSlice(at: object.readerIndex + value.lowerBound, length: value.count)!
+        }
+        return out
+    }
+
     /// `[m1,m2,...]`: the body of a JSON-mode read.
     public static func array<S: Sequence>(_ messages: S) -> ByteBuffer where S.Element == ByteBuffer {
         var out = ByteBuffer()
@@ -73,6 +88,41 @@ public enum JSONMessages {
             skipSpace()
             guard i == bytes.count else { throw .invalidJSON("unexpected data after the value at byte \(i)") }
             return ranges
+        }
+
+        /// `{"k":v,...}`: the ranges of each key (with its quotes) and value.
+        mutating func members() throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
+            skipSpace()
+            guard peek == UInt8(ascii: "{") else { throw .invalidJSON("expected an object") }
+            i += 1
+            var members: [(Range<Int>, Range<Int>)] = []
+            skipSpace()
+            if peek == UInt8(ascii: "}") {
+                i += 1
+            } else {
+                while true {
+                    skipSpace()
+                    let keyStart = i
+                    guard peek == UInt8(ascii: "\"") else { throw .invalidJSON("expected a key at byte \(i)") }
+                    try string()
+                    let key = keyStart..<i
+                    skipSpace()
+                    guard peek == UInt8(ascii: ":") else { throw .invalidJSON("expected : at byte \(i)") }
+                    i += 1
+                    skipSpace()
+                    let valueStart = i
+                    try value(depth: 1)
+                    members.append((key, valueStart..<i))
+                    skipSpace()
+                    guard let c = peek else { throw .invalidJSON("unterminated object") }
+                    i += 1
+                    if c == UInt8(ascii: "}") { break }
+                    guard c == UInt8(ascii: ",") else { throw .invalidJSON("expected , or } at byte \(i - 1)") }
+                }
+            }
+            skipSpace()
+            guard i == bytes.count else { throw .invalidJSON("unexpected data after the object at byte \(i)") }
+            return members
         }
 
         var peek: UInt8? { i < bytes.count ? bytes[i] : nil }

@@ -100,6 +100,9 @@ struct Hubd: AsyncParsableCommand {
         } catch let error as ConfigurationError {
             logger.critical("configuration error: \(error)")
             throw ExitCode(78)
+        } catch StoreError.unavailable(let why) {
+            logger.critical("cannot start: \(why)")
+            throw ExitCode(1)
         } catch {
             logger.critical("cannot start: \(error)")
             throw ExitCode(1)

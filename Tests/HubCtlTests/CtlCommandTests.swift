@@ -158,24 +158,41 @@ struct CtlCommandTests {
         let env = ["HUB_SOCKET": directory.path + "/admin.sock"]
         #expect(await hubctl(["slot", "create", "live"], env).code == 0)
         #expect(await hubctl(["publish", "live", #"{"n":1}"#], env).code == 0)
-        let terminal = LineTerminal(environment: env)
-        let tail = Task { await HubCtl.main(["tail", "live", "-f", "--since", "0", "--max-backoff", "1"], terminal: terminal.terminal) }
-        var lines = terminal.lines.makeAsyncIterator()
-        #expect(await lines.next() == #"1 message {"n":1}"#)
+        #expect(await hubctl(["stream", "create", "live/s", "--content-type", "application/json"], env).code == 0)
+        #expect(await hubctl(["publish", "live/s", #"{"m":1}"#], env).code == 0)
+        // One follower of the slot's events (SSE), one of a stream (long-poll). Seqs count every stream of the slot.
+        let events = LineTerminal(environment: env)
+        let messages = LineTerminal(environment: env)
+        let tails = [
+            Task { await HubCtl.main(["tail", "live", "-f", "--since", "0", "--max-backoff", "1"], terminal: events.terminal) },
+            Task { await HubCtl.main(["tail", "live/s", "-f", "--from", "-1", "--max-backoff", "1"], terminal: messages.terminal) },
+        ]
+        var eventLines = events.lines.makeAsyncIterator()
+        var messageLines = messages.lines.makeAsyncIterator()
+        #expect(await eventLines.next() == #"1 message {"n":1}"#)
+        #expect(await messageLines.next() == #"{"m":1}"#)
         #expect(await hubctl(["publish", "live", #"{"n":2}"#], env).code == 0)
-        #expect(await lines.next() == #"2 message {"n":2}"#)
+        #expect(await eventLines.next() == #"3 message {"n":2}"#)
 
         await hubd.kill9()
         hubd = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open"])
         #expect(await hubctl(["publish", "live", #"{"n":3}"#], env).code == 0)
-        #expect(await lines.next() == #"3 message {"n":3}"#)
+        #expect(await hubctl(["publish", "live/s", #"{"m":2}"#], env).code == 0)
+        #expect(await eventLines.next() == #"4 message {"n":3}"#)
+        #expect(await messageLines.next() == #"{"m":2}"#)
         #expect(await hubctl(["publish", "live", #"{"n":4}"#], env).code == 0)
-        #expect(await lines.next() == #"4 message {"n":4}"#, "nothing was printed twice in between")
-        #expect(terminal.stderr.contains("reconnecting in"), "\(terminal.stderr)")
+        #expect(await hubctl(["publish", "live/s", #"{"m":3}"#], env).code == 0)
+        #expect(await eventLines.next() == #"6 message {"n":4}"#, "nothing was printed twice in between")
+        #expect(await messageLines.next() == #"{"m":3}"#, "nothing was printed twice in between")
+        #expect(events.stderr.contains("reconnecting in") && messages.stderr.contains("reconnecting in"), "\(events.stderr)\n\(messages.stderr)")
 
-        tail.cancel()
+        let r = await hubctl(["tail", "live", "--since", "0"], env)
+        #expect(r.code == 0 && r.lines == [#"1 message {"n":1}"#, #"3 message {"n":2}"#, #"4 message {"n":3}"#, #"6 message {"n":4}"#],
+                "ends at the head even when the slot's last seq is another stream's: \(r)")
+
+        for tail in tails { tail.cancel() }
         _ = await hubd.terminate()
-        _ = await tail.value
+        for tail in tails { _ = await tail.value }
     }
 
     @Test("exit codes: 2 unreachable, 64 usage, 78 configuration, 0 for help, version and completions")

@@ -116,6 +116,16 @@ struct JSONFlatteningTests {
         #expect(throws: ProtocolError.self) { try flatten(text) }
     }
 
+    @Test("an object's members keep their exact bytes; non-objects and broken objects are refused")
+    func members() throws {
+        let members = try JSONMessages.members(ByteBuffer(string: #" { "seq" : 17, "data":{"b": 2.50, "a":[1]} ,"event":"x\"y" } "#)).mapValues { String(buffer: $0) }
+        #expect(members == ["seq": "17", "data": #"{"b": 2.50, "a":[1]}"#, "event": #""x\"y""#])
+        #expect(try JSONMessages.members(ByteBuffer(string: "{}")).isEmpty)
+        for bad in ["[1]", "{\"a\"}", "{\"a\":1", "{\"a\":1,}", "", "{} x"] {
+            #expect(throws: ProtocolError.self, "\(bad)") { try JSONMessages.members(ByteBuffer(string: bad)) }
+        }
+    }
+
     @Test("[] appends nothing and is an error on POST")
     func emptyArray() {
         #expect(throws: ProtocolError.emptyJSONArray) { try flatten("[]") }

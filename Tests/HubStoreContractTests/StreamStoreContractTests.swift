@@ -294,6 +294,21 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test("one store file, one writer: a second open is refused until the first closes")
+    func exclusiveOpen() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        let first = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        #expect(StoreLock.isHeld(databasePath: file))
+        #expect(throws: StoreError.unavailable("\(file) is in use by another process (a running hubd?)")) {
+            _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        }
+        await first.close()
+        #expect(!StoreLock.isHeld(databasePath: file))
+        let second = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        await second.close()
+    }
+
     @Test("a database from a newer hubd is refused")
     func newerSchema() async throws {
         let directory = try TemporaryDirectory()
