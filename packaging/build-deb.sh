@@ -4,19 +4,22 @@
 #   packaging/build-deb.sh [OUTDIR]        (default OUTDIR: .build/deb)
 #
 # The package depends only on the distribution's libc, libsqlite3-0, libsystemd0 and libstdc++/libgcc
-# (computed from the binary with dpkg-shlibdeps when available).
+# (computed from the binaries, hubd and hubctl, with dpkg-shlibdeps when available).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 out=${1:-.build/deb}
 version=${VERSION:-$(sed -n 's/.*current = "\(.*\)".*/\1/p' Sources/HubCore/HubVersion.swift)}
 arch=$(dpkg --print-architecture)
 swift build -c release --static-swift-stdlib --product hubd
-bin=$(swift build -c release --static-swift-stdlib --show-bin-path)/hubd
+swift build -c release --static-swift-stdlib --product hubctl
+bindir=$(swift build -c release --static-swift-stdlib --show-bin-path)
+bin=$bindir/hubd
 
 stage=$(mktemp -d)
 trap 'rm -rf "$stage"' EXIT
 install -D -m 0755 "$bin" "$stage/usr/bin/hubd"
-strip --strip-unneeded "$stage/usr/bin/hubd"
+install -D -m 0755 "$bindir/hubctl" "$stage/usr/bin/hubctl"
+strip --strip-unneeded "$stage/usr/bin/hubd" "$stage/usr/bin/hubctl"
 install -D -m 0644 packaging/systemd/eventhub.service "$stage/lib/systemd/system/eventhub.service"
 install -D -m 0644 packaging/systemd/eventhub.socket "$stage/lib/systemd/system/eventhub.socket"
 install -D -m 0644 packaging/systemd/eventhub-admin.socket "$stage/lib/systemd/system/eventhub-admin.socket"
@@ -27,13 +30,21 @@ install -D -m 0644 README.md "$stage/usr/share/doc/eventhub/README.md"
 # The man page is generated from hubd --help, so it can never disagree with the binary.
 mkdir -p "$stage/usr/share/man/man8"
 help2man -N -s 8 -n "EventHub durable event hub server" --version-string="hubd $version" "$bin" | gzip -9n > "$stage/usr/share/man/man8/hubd.8.gz"
+# hubctl's man page and shell completions come from its own argument parser: every command, option and example.
+swift package plugin generate-manual --configuration release --section 1 --authors "EventHub developers" >/dev/null
+install -D -m 0644 .build/plugins/GenerateManual/outputs/hubctl/hubctl.1 "$stage/usr/share/man/man1/hubctl.1"
+gzip -9n "$stage/usr/share/man/man1/hubctl.1"
+install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" "$stage/usr/share/fish/vendor_completions.d"
+"$bindir/hubctl" --generate-completion-script bash > "$stage/usr/share/bash-completion/completions/hubctl"
+"$bindir/hubctl" --generate-completion-script zsh > "$stage/usr/share/zsh/vendor-completions/_hubctl"
+"$bindir/hubctl" --generate-completion-script fish > "$stage/usr/share/fish/vendor_completions.d/hubctl.fish"
 (cd docs && find . -type f -name '*.md' -exec install -D -m 0644 {} "$stage/usr/share/doc/eventhub/docs/{}" \;)
 
 # Runtime dependencies from the binary's dynamic links.
 depends="libc6, libsqlite3-0, libsystemd0, libstdc++6, libgcc-s1"
 if command -v dpkg-shlibdeps >/dev/null 2>&1; then
     mkdir -p "$stage/debian" && echo "Source: eventhub" > "$stage/debian/control"
-    computed=$(cd "$stage" && dpkg-shlibdeps -O usr/bin/hubd 2>/dev/null | sed -n 's/^shlibs:Depends=//p') || true
+    computed=$(cd "$stage" && dpkg-shlibdeps -O usr/bin/hubd usr/bin/hubctl 2>/dev/null | sed -n 's/^shlibs:Depends=//p') || true
     rm -rf "$stage/debian"
     [ -n "$computed" ] && depends=$computed
 fi

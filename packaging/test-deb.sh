@@ -20,7 +20,8 @@ deb=$(packaging/build-deb.sh "$work/v1" | tail -1)
 
 step "checking contents and dependencies of $(basename "$deb")"
 dpkg-deb -c "$deb" | awk '{print $NF}' > "$work/contents"
-for f in ./usr/bin/hubd ./lib/systemd/system/eventhub.service ./lib/systemd/system/eventhub.socket \
+for f in ./usr/bin/hubd ./usr/bin/hubctl ./usr/share/man/man1/hubctl.1.gz ./usr/share/bash-completion/completions/hubctl \
+         ./usr/share/zsh/vendor-completions/_hubctl ./usr/share/fish/vendor_completions.d/hubctl.fish ./lib/systemd/system/eventhub.service ./lib/systemd/system/eventhub.socket \
          ./lib/systemd/system/eventhub-admin.socket ./etc/eventhub/hub.yaml ./usr/lib/sysusers.d/eventhub.conf \
          ./usr/lib/tmpfiles.d/eventhub.conf ./usr/share/doc/eventhub/README.md ./usr/share/man/man8/hubd.8.gz; do
     grep -qx "$f" "$work/contents" || fail "missing $f"
@@ -35,7 +36,9 @@ echo "$depends" | tr ',' '\n' | sed 's/(.*//; s/ //g' | while read -r dep; do
     esac
 done
 dpkg-deb -x "$deb" "$work/x"
-if ldd "$work/x/usr/bin/hubd" | grep -qi swift; then fail "hubd links Swift runtime libraries dynamically"; fi
+for b in hubd hubctl; do
+    if ldd "$work/x/usr/bin/$b" | grep -qi swift; then fail "$b links Swift runtime libraries dynamically"; fi
+done
 
 step "making a throwaway Debian 12 root"
 debootstrap --variant=minbase --include=adduser,curl,libsqlite3-0,libsystemd0,libstdc++6 bookworm "$root" \
@@ -65,6 +68,17 @@ start_hub
 token=$(cat "$root/var/lib/eventhub/admin.token")
 curl -sf -X POST -H "Authorization: Bearer $token" "127.0.0.1:$port/v1/admin/slots" -d '{"name":"pkg"}' >/dev/null || fail "admin API"
 curl -sf -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' "127.0.0.1:$port/v1/stream/pkg/a" -d kept >/dev/null || fail "create stream"
+# hubctl as the eventhub user over the admin socket: no token needed, the socket's permissions are the credential.
+ctl() { chroot --userspec=eventhub:eventhub "$root" env HUB_SOCKET=/var/lib/eventhub/admin.sock /usr/bin/hubctl "$@"; }
+ctl status > "$work/status.txt" || { cat "$work/status.txt"; fail "hubctl status"; }
+grep -q "state: *ready" "$work/status.txt" || fail "hubctl status does not say ready"
+ctl slot create pkg2 --max-age 7d 2>/dev/null | grep -q "retention: *age 7d" || fail "hubctl slot create"
+[ "$(ctl publish pkg2 '{"n":1}')" = "1" ] || fail "hubctl publish"
+ctl backup /var/lib/eventhub/pkg-backup.db >/dev/null 2>&1 || fail "hubctl backup"
+chroot "$root" /usr/bin/hubctl verify --file /var/lib/eventhub/pkg-backup.db >/dev/null || fail "hubctl verify"
+chroot "$root" /usr/bin/hubctl config check /etc/eventhub/hub.yaml 2>/dev/null || fail "hubctl config check"
+set +e; chroot "$root" /usr/bin/hubctl restore /var/lib/eventhub/pkg-backup.db --data-dir /var/lib/eventhub >/dev/null 2>&1; rc=$?; set -e
+[ "$rc" = 1 ] || fail "hubctl restore did not refuse a running hub (exit $rc)"
 stop_hub
 
 step "upgrading"
