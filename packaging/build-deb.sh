@@ -31,7 +31,9 @@ install -D -m 0644 README.md "$stage/usr/share/doc/eventhub/README.md"
 mkdir -p "$stage/usr/share/man/man8"
 help2man -N -s 8 -n "EventHub durable event hub server" --version-string="hubd $version" "$bin" | gzip -9n > "$stage/usr/share/man/man8/hubd.8.gz"
 # hubctl's man page and shell completions come from its own argument parser: every command, option and example.
-swift package plugin generate-manual --configuration release --section 1 --authors "EventHub developers" >/dev/null
+# The plugin reads `hubctl --experimental-dump-help` from a debug build (the tests' build, so no second release
+# build); the text does not depend on the configuration.
+swift package plugin generate-manual --configuration debug --section 1 --authors "EventHub developers" >/dev/null
 install -D -m 0644 .build/plugins/GenerateManual/outputs/hubctl/hubctl.1 "$stage/usr/share/man/man1/hubctl.1"
 gzip -9n "$stage/usr/share/man/man1/hubctl.1"
 install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions" "$stage/usr/share/fish/vendor_completions.d"

@@ -12,7 +12,8 @@ struct TailCommand: AsyncParsableCommand {
         discussion: """
             A slot prints '<seq> <type> <json>' per event (--json: {"seq","event","data"} per line); a JSON stream \
             prints one message per line (--json: {"offset","data"}); other streams print their bytes as stored. \
-            Without --since/--from it starts with the last -n entries.
+            Without --since/--from it starts -n back from the end: N messages of a stream, N seqs of a slot (seqs count \
+            every stream of the slot, so a slot may show fewer events).
 
             -f follows live (SSE for slots, long-poll for streams). When the connection drops, tail reconnects with \
             exponential backoff and full jitter, resuming after the last entry it printed: nothing is printed twice.
@@ -27,7 +28,7 @@ struct TailCommand: AsyncParsableCommand {
     @Option(parsing: .unconditional, help: ArgumentHelp("Stream offset to start at: -1 (the beginning), now, or an offset.", valueName: "offset"))
     var from: String?
     @Option(help: ArgumentHelp("Slot seq to start after (0: everything retained).", valueName: "seq")) var since: UInt64?
-    @Option(name: [.customShort("n"), .customLong("last")], help: ArgumentHelp("Start with the last N entries.", valueName: "n")) var last: Int = 10
+    @Option(name: [.customShort("n"), .customLong("last")], help: ArgumentHelp("Start N messages (stream) or N seqs (slot) before the end.", valueName: "n")) var last: Int = 10
     @Option(name: .customLong("max-backoff"), help: ArgumentHelp("Longest wait between reconnects, in seconds.", valueName: "seconds"))
     var maxBackoff: Int = 30
     @OptionGroup var hub: HubOptions

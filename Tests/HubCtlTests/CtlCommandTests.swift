@@ -218,6 +218,13 @@ struct CtlCommandTests {
         #expect(r.code == 0 && r.out.contains("hubctl tail acme -f"), "\(r)")
         r = await hubctl(["--generate-completion-script", "bash"], [:])
         #expect(r.code == 0 && r.out.contains("_hubctl"), "\(r)")
+
+        // The binary's thin main passes the same codes to the shell.
+        let binary = URL(fileURLWithPath: HubdProcess.binary).deletingLastPathComponent().appendingPathComponent("hubctl").path
+        let (unreachable, message) = try await ChildRun.run(binary, ["status"], environment: ["HUB_SOCKET": "/nonexistent/admin.sock"])
+        #expect(unreachable == 2 && message.contains("no admin socket"), "\(message)")
+        let (usage, _) = try await ChildRun.run(binary, ["slot", "create"], environment: [:])
+        #expect(usage == 64)
     }
 
     @Test("backup while serving, verify finds tampering, restore refuses a running hub and keeps the old store")
