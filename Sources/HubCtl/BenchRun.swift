@@ -58,18 +58,21 @@ struct BenchRun: Sendable {
                 return nil
             }
             var connected = 0
-            for await failure in ready {
-                if let failure {
-                    group.cancelAll()
-                    throw CtlError.failed("a subscriber could not connect: \(failure)")
+            if plan.subscribers > 0 {
+                for await failure in ready {
+                    if let failure {
+                        group.cancelAll()
+                        throw CtlError.failed("a subscriber could not connect: \(failure)")
+                    }
+                    connected += 1
+                    if connected == plan.subscribers { break }
                 }
-                connected += 1
-                if connected == plan.subscribers { break }
             }
             started = ContinuousClock.now
             publisherResults = await publishAll(client: client, counters: counters)
             publishEnded = ContinuousClock.now
             publishedSignal.finish()
+            if plan.subscribers == 0 { group.cancelAll() }
             while let result = try await group.next() {
                 guard let result else { group.cancelAll(); continue }
                 subscriberResults.append(result)

@@ -303,6 +303,8 @@ struct CtlCommandTests {
                 #expect(report["publish"]?["count"] == .int(300) && report["delivery"]?["count"] == .int(300 * subscribers), "\(r)")
                 #expect((report["delivery"]?["latency_us"]?["max"]?.int ?? 0) > 0, "\(r)")
             }
+            let publishOnly = await hubctl(["bench", "--json", "--messages", "100", "--subscribers", "0", "--publishers", "3"], env)
+            #expect(try JSONValue.parse(Array(publishOnly.out.utf8))["publish"]?["count"] == .int(100), "\(publishOnly)")
             let r = await hubctl(["bench", "--messages", "50", "--subscribers", "1"], env)
             #expect(r.code == 0 && r.lines.first?.hasPrefix("          COUNT  RATE") == true && r.out.contains("lost 0, duplicates 0, failed publishes 0"), "\(r)")
             let slots = await hubctl(["slot", "ls"], env)
