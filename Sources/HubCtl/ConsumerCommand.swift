@@ -11,7 +11,8 @@ struct ConsumerCommand: AsyncParsableCommand {
         subcommands: [List.self, Reset.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List consumers with acknowledged seq, head and lag.")
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List consumers with acknowledged seq, head and lag.",
+                                                        discussion: "Example: hubctl consumer ls --slot acme")
         @Option(help: ArgumentHelp("Only this slot's consumers.", valueName: "slot")) var slot: String?
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions
@@ -26,7 +27,8 @@ struct ConsumerCommand: AsyncParsableCommand {
 
     struct Reset: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            commandName: "reset", abstract: "Forget a consumer: its next connection starts over (from since=, or the oldest record).")
+            commandName: "reset", abstract: "Forget a consumer: its next connection starts over (from since=, or the oldest record).",
+            discussion: "Example: hubctl consumer reset acme billing")
         @Argument(help: "The consumer's slot.") var slot: String
         @Argument(help: "The consumer's name.") var name: String
         @OptionGroup var hub: HubOptions

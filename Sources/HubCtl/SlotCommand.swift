@@ -16,7 +16,8 @@ struct SlotCommand: AsyncParsableCommand {
         subcommands: [List.self, Create.self, Show.self, Set.self, Remove.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the slots within reach.")
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List the slots within reach.",
+                                                        discussion: "Examples: hubctl slot ls; hubctl slot ls --json | jq -r '.items[].name'")
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions
 
@@ -48,7 +49,8 @@ struct SlotCommand: AsyncParsableCommand {
     }
 
     struct Show: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a slot: size, head, retention, limits.")
+        static let configuration = CommandConfiguration(commandName: "show", abstract: "Show a slot: size, head, retention, limits.",
+                                                        discussion: "Example: hubctl slot show acme --json")
         @Argument(help: "The slot's name.") var name: String
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions

@@ -101,7 +101,8 @@ struct RestoreCommand: AsyncParsableCommand {
 
 struct ConfigCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "config", abstract: "Check hubd's configuration.", subcommands: [Check.self])
+        commandName: "config", abstract: "Check hubd's configuration.", discussion: "Example: hubctl config check /etc/eventhub/hub.yaml",
+        subcommands: [Check.self])
 
     struct Check: AsyncParsableCommand {
         static let configuration = CommandConfiguration(

@@ -15,7 +15,8 @@ struct StreamCommand: AsyncParsableCommand {
         subcommands: [List.self, Create.self, Info.self, Close.self, Remove.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams with their sizes and heads.")
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams with their sizes and heads.",
+                                                        discussion: "Example: hubctl stream ls --slot acme")
         @Option(help: ArgumentHelp("Only this slot's streams.", valueName: "slot")) var slot: String?
         @Option(help: ArgumentHelp("At most this many (1 to 10000).", valueName: "n")) var limit: Int = 1000
         @OptionGroup var hub: HubOptions
@@ -64,7 +65,8 @@ struct StreamCommand: AsyncParsableCommand {
     }
 
     struct Info: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a stream: type, records, size, next offset, state.")
+        static let configuration = CommandConfiguration(commandName: "info", abstract: "Show a stream: type, records, size, next offset, state.",
+                                                        discussion: "Example: hubctl stream info acme/orders --json")
         @Argument(help: "The stream's path.") var path: String
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions
@@ -77,7 +79,8 @@ struct StreamCommand: AsyncParsableCommand {
     }
 
     struct Close: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "close", abstract: "Close a stream: no more appends; readers see the end.")
+        static let configuration = CommandConfiguration(commandName: "close", abstract: "Close a stream: no more appends; readers see the end.",
+                                                        discussion: "Example: hubctl stream close acme/orders")
         @Argument(help: "The stream's path.") var path: String
         @OptionGroup var hub: HubOptions
 

@@ -14,7 +14,12 @@ struct TokenCommand: AsyncParsableCommand {
         subcommands: [Mint.self, List.self, Rotate.self, Revoke.self])
 
     struct Mint: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "mint", abstract: "Mint a token; prints its secret (shown once).")
+        static let configuration = CommandConfiguration(
+            commandName: "mint", abstract: "Mint a token; prints its secret (shown once).",
+            discussion: """
+                  TOKEN=$(hubctl token mint --slot acme --scope read,append --label "order service" --expires 30d)
+                  hubctl token mint --slot acme --scope read --prefix acme/public --label "status page"
+                """)
         @Option(help: ArgumentHelp("The slot the token is for, or '*' for every slot (global admins only).", valueName: "slot"))
         var slot: String
         @Option(name: .customLong("scope"), parsing: .singleValue,
@@ -51,7 +56,8 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List tokens (never their secrets).")
+        static let configuration = CommandConfiguration(commandName: "ls", abstract: "List tokens (never their secrets).",
+                                                        discussion: "Example: hubctl token ls --slot acme")
         @Option(help: ArgumentHelp("Only this slot's tokens.", valueName: "slot")) var slot: String?
         @OptionGroup var hub: HubOptions
         @OptionGroup var output: OutputOptions
@@ -87,7 +93,8 @@ struct TokenCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a token: it stops working on the next request.")
+        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a token: it stops working on the next request.",
+                                                        discussion: "Example: hubctl token revoke tok_Xf3aB9cD0eF1")
         @Argument(help: "The token's id (tok_...).") var id: String
         @OptionGroup var hub: HubOptions
 
