@@ -40,6 +40,8 @@ install -d "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/
 "$bindir/hubctl" --generate-completion-script bash > "$stage/usr/share/bash-completion/completions/hubctl"
 "$bindir/hubctl" --generate-completion-script zsh > "$stage/usr/share/zsh/vendor-completions/_hubctl"
 "$bindir/hubctl" --generate-completion-script fish > "$stage/usr/share/fish/vendor_completions.d/hubctl.fish"
+# The web console: static files, served by hubd at /console/ from here (its default web-dir).
+(cd web && find . -type f -exec install -D -m 0644 {} "$stage/usr/share/eventhub/web/{}" \;)
 (cd docs && find . -type f -name '*.md' -exec install -D -m 0644 {} "$stage/usr/share/doc/eventhub/docs/{}" \;)
 
 # Runtime dependencies from the binary's dynamic links.

@@ -21,7 +21,8 @@ deb=$(packaging/build-deb.sh "$work/v1" | tail -1)
 step "checking contents and dependencies of $(basename "$deb")"
 dpkg-deb -c "$deb" | awk '{print $NF}' > "$work/contents"
 for f in ./usr/bin/hubd ./usr/bin/hubctl ./usr/share/man/man1/hubctl.1.gz ./usr/share/bash-completion/completions/hubctl \
-         ./usr/share/zsh/vendor-completions/_hubctl ./usr/share/fish/vendor_completions.d/hubctl.fish ./lib/systemd/system/eventhub.service ./lib/systemd/system/eventhub.socket \
+         ./usr/share/zsh/vendor-completions/_hubctl ./usr/share/fish/vendor_completions.d/hubctl.fish \
+         ./usr/share/eventhub/web/index.html ./usr/share/eventhub/web/js/app.js ./lib/systemd/system/eventhub.service ./lib/systemd/system/eventhub.socket \
          ./lib/systemd/system/eventhub-admin.socket ./etc/eventhub/hub.yaml ./usr/lib/sysusers.d/eventhub.conf \
          ./usr/lib/tmpfiles.d/eventhub.conf ./usr/share/doc/eventhub/README.md ./usr/share/man/man8/hubd.8.gz; do
     grep -qx "$f" "$work/contents" || fail "missing $f"
@@ -68,6 +69,7 @@ start_hub
 token=$(cat "$root/var/lib/eventhub/admin.token")
 curl -sf -X POST -H "Authorization: Bearer $token" "127.0.0.1:$port/v1/admin/slots" -d '{"name":"pkg"}' >/dev/null || fail "admin API"
 curl -sf -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' "127.0.0.1:$port/v1/stream/pkg/a" -d kept >/dev/null || fail "create stream"
+curl -sf "127.0.0.1:$port/console/" | grep -q "EventHub console" || fail "the console is not served from /usr/share/eventhub/web"
 # hubctl as the eventhub user over the admin socket: no token needed, the socket's permissions are the credential.
 ctl() { chroot --userspec=eventhub:eventhub "$root" env HUB_SOCKET=/var/lib/eventhub/admin.sock /usr/bin/hubctl "$@"; }
 ctl status > "$work/status.txt" || { cat "$work/status.txt"; fail "hubctl status"; }

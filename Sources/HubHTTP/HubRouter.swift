@@ -4,9 +4,10 @@ import Hummingbird
 /// Builds the router: response headers outermost, then problem rendering, then method checks and the routes.
 /// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
 ///   file permissions are the authentication).
+/// - Parameter console: the web console's files, served at `/console/`.
 public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: any ChangeSignal, limits: HTTPLimits,
                         auth: Authenticator, facts: ServerFacts, metrics: HubMetrics, metricsRequireToken: Bool = false,
-                        localAdmin: Bool = false) -> Router<HubRequestContext> {
+                        console: ConsoleAssets = .none, localAdmin: Bool = false) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware(metrics: metrics))
     router.add(middleware: ProblemMiddleware(metrics: metrics))
@@ -19,6 +20,7 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
     }
     router.add(middleware: RequestLogMiddleware())  // after auth, so the line carries the token id
     HealthController(store: store).addRoutes(to: router)
+    ConsoleController(assets: console).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)

@@ -44,8 +44,17 @@ public struct Hub: Sendable {
         let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
                                 effectiveConfig: config.effective, liveReaders: { signal.waiterCount + metrics.parkedAtTail },
                                 httpListener: { httpListener.withLockedValue { $0 } })
+        var console = ConsoleAssets.none
+        if let directory = config.webDirectoryPath {
+            do {
+                console = try ConsoleAssets.load(directory: directory)
+                logger.info("console", metadata: ["hub.web-dir": "\(directory)", "hub.bytes": "\(console.totalBytes)"])
+            } catch {
+                throw ConfigurationError("--web-dir: \(error)")
+            }
+        }
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
-                                 metricsRequireToken: config.metricsRequireToken)
+                                 metricsRequireToken: config.metricsRequireToken, console: console)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
         let notifier = SystemdNotifier()
         let onListening = config.onListening

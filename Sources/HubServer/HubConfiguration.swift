@@ -35,6 +35,8 @@ public struct HubConfiguration: Sendable {
     public var tlsKey: String?
     /// The local admin unix socket; nil = `{data-dir}/admin.sock`, empty = none.
     public var adminSocket: String?
+    /// The web console's files; nil = `/usr/share/eventhub/web` (packaged) or `./web` (a checkout), empty = no console.
+    public var webDirectory: String?
     /// How often expired streams are removed from storage (expiry itself is checked on every access).
     public var expirySweepInterval: Duration = .seconds(30)
     /// How often slot retention (max age, max bytes) is applied; max records also holds at every commit.
@@ -63,8 +65,19 @@ public struct HubConfiguration: Sendable {
             "self-service-slots": String(http.selfServiceSlots), "self-service-per-hour": Self.formatRate(http.selfServicePerHour),
             "retention-interval": Self.formatDuration(retentionInterval), "ws-ping-interval": Self.formatDuration(http.webSocketPing),
             "ws-send-timeout": Self.formatDuration(http.webSocketSendTimeout), "consumer-ack-wait": Self.formatDuration(http.consumerAckWait),
-            "consumer-max-in-flight": String(http.consumerMaxInFlight),
+            "consumer-max-in-flight": String(http.consumerMaxInFlight), "web-dir": webDirectoryPath ?? "",
         ]
+    }
+
+    public static let packagedWebDirectory = "/usr/share/eventhub/web"
+
+    /// Where the console's files are: the configured directory, else the packaged one, else `./web` when present.
+    public var webDirectoryPath: String? {
+        if let webDirectory { return webDirectory.isEmpty ? nil : webDirectory }
+        for candidate in [Self.packagedWebDirectory, "web"] where FileManager.default.fileExists(atPath: candidate + "/index.html") {
+            return candidate
+        }
+        return nil
     }
 
     public var adminSocketPath: String? {
@@ -86,7 +99,7 @@ extension HubConfiguration {
                                      "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
                                      "metrics-require-token", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
                                      "self-service-slots", "self-service-per-hour", "retention-interval", "ws-ping-interval", "ws-send-timeout",
-                                     "consumer-ack-wait", "consumer-max-in-flight"]
+                                     "consumer-ack-wait", "consumer-max-in-flight", "web-dir"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -134,6 +147,12 @@ extension HubConfiguration {
         if let (v, source) = value("max-body-bytes") {
             guard let n = Int(v), n >= 1024, n <= 1 << 30 else { throw ConfigurationError("\(source): '\(v)' is not a byte count from 1024 to 1073741824") }
             config.http.maxBodyBytes = n
+        }
+        if let (v, source) = value("web-dir") {
+            guard v.isEmpty || FileManager.default.fileExists(atPath: v + "/index.html") else {
+                throw ConfigurationError("\(source): '\(v)' holds no console (no index.html); '' turns the console off")
+            }
+            config.webDirectory = v
         }
         if let (v, _) = value("admin-socket") {
             guard v.utf8.count < 104 else { throw ConfigurationError("--admin-socket: '\(v)' is longer than a unix socket path may be (103 bytes)") }

@@ -43,6 +43,7 @@ struct Hubd: AsyncParsableCommand {
     @Option(help: "normal (acknowledged appends survive kill -9, the default) or full (also power loss).") var synchronous: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger get 413 (default: 16777216).") var maxBodyBytes: String?
     @Option(name: .customLong("admin-socket"), help: "Local admin unix socket, mode 0600; '' for none (default: {data-dir}/admin.sock).") var adminSocket: String?
+    @Option(name: .customLong("web-dir"), help: "The web console's files, served at /console/; '' for no console (default: /usr/share/eventhub/web, else ./web).") var webDir: String?
     @Option(name: .customLong("rate-limit-token"), help: "Requests per second per token; 0 = unlimited (default: 10000).") var rateLimitToken: String?
     @Option(name: .customLong("rate-limit-address"), help: "Requests/s per address for anonymous and failed requests; 0 = unlimited (default: 200).")
     var rateLimitAddress: String?
@@ -69,7 +70,7 @@ struct Hubd: AsyncParsableCommand {
         var flags: [String: String] = [:]
         flags["listen"] = listen; flags["data-dir"] = dataDir; flags["auth"] = auth
         flags["long-poll-timeout"] = longPollTimeout; flags["log-level"] = logLevel
-        flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket
+        flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket; flags["web-dir"] = webDir
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         flags["metrics-require-token"] = metricsRequireToken
         flags["tls-listen"] = tlsListen; flags["tls-cert"] = tlsCert; flags["tls-key"] = tlsKey

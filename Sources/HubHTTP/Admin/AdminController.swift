@@ -168,6 +168,8 @@ struct AdminController: Sendable {
         var bytes: Int64
         var liveReadersWaiting: Int
         var httpListener: String?
+        var appendedTotal: Int
+        var deliveredTotal: Int
     }
 
     @Sendable func stats(_ request: Request, context: HubRequestContext) async throws -> Response {
@@ -176,7 +178,8 @@ struct AdminController: Sendable {
         return try Self.json(StatsDocument(version: facts.version, uptimeS: (Self.nowMs - facts.startedAtMs) / 1000, slots: slots.count,
                                            streams: slots.reduce(0) { $0 + $1.streams }, records: slots.reduce(0) { $0 + $1.records },
                                            bytes: slots.reduce(0) { $0 + $1.bytes }, liveReadersWaiting: facts.liveReaders(),
-                                           httpListener: facts.httpListener()))
+                                           httpListener: facts.httpListener(), appendedTotal: metrics.totals.appended,
+                                           deliveredTotal: metrics.totals.delivered))
     }
 
     @Sendable func config(_ request: Request, context: HubRequestContext) async throws -> Response {

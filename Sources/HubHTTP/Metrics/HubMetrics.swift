@@ -22,6 +22,8 @@ public final class HubMetrics: Sendable {
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
     /// WebSocket subscribers parked at the tail on the push path (they wait without a change-signal waiter each).
     let parked = Atomic<Int>(0)
+    /// Messages appended and delivered by this process since it started (the console's rates).
+    let appendedTotal = Atomic<Int>(0), deliveredTotal = Atomic<Int>(0)
     /// Push dispatchers waiting on the change signal (one per stream or slot with parked subscribers).
     let dispatchersWaiting = Atomic<Int>(0)
     /// Subscribers waiting for data on the push path, less the dispatchers' own waits, to add to the change signal's
@@ -68,6 +70,11 @@ public final class HubMetrics: Sendable {
     func longPollWaitStarted() { longPollWaiting.increment(); openLongPoll.add(1, ordering: .relaxed) }
     func longPollWaitEnded() { longPollWaiting.decrement(); openLongPoll.subtract(1, ordering: .relaxed) }
 
+    /// Messages appended and delivered (per subscriber) since this process started.
+    public var totals: (appended: Int, delivered: Int) {
+        (appendedTotal.load(ordering: .relaxed), deliveredTotal.load(ordering: .relaxed))
+    }
+
     /// Open connections now: all client connections, and the live responses among them by transport.
     public var openConnections: (http: Int, sse: Int, longPoll: Int, webSocket: Int) {
         (openHTTP.load(ordering: .relaxed), openSSE.load(ordering: .relaxed), openLongPoll.load(ordering: .relaxed), openWebSocket.load(ordering: .relaxed))
@@ -94,6 +101,7 @@ public final class HubMetrics: Sendable {
 
     func recordAppend(_ messages: [NewMessage]) {
         appendedMessages.increment(by: Int64(messages.count))
+        appendedTotal.add(messages.count, ordering: .relaxed)
         appendedBytes.increment(by: Int64(messages.reduce(0) { $0 + $1.body.readableBytes }))
     }
 
@@ -106,6 +114,7 @@ public final class HubMetrics: Sendable {
 
     func recordDelivery(_ records: [StoredRecord]) {
         guard let newest = records.last else { return }
+        deliveredTotal.add(records.count, ordering: .relaxed)
         let ms = max(0, Int64(Date().timeIntervalSince1970 * 1000) - newest.timestampMilliseconds)
         deliveryLatency.record(.milliseconds(ms))
     }
