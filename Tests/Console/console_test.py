@@ -66,6 +66,10 @@ try:
     driver.get(args.url + "/console/")
     visible("#token")
     text_in("#sign-in", "admin.token")
+    timing = driver.execute_script("""const paint = performance.getEntriesByName('first-contentful-paint')[0];
+        const nav = performance.getEntriesByType('navigation')[0];
+        return [paint ? paint.startTime : null, nav ? nav.domContentLoadedEventEnd : null];""")
+    print(f"console test: first contentful paint {timing[0]:.0f} ms, DOM ready {timing[1]:.0f} ms (measured, not asserted)", flush=True)
     shot("sign-in")
 
     step("a wrong token is refused in words")

@@ -60,4 +60,16 @@ struct ConsoleTests {
             #expect(output.last == "console test: OK")
         }
     }
+
+    @Test("in headless Chromium: the live tail and the connection banner across kill -9 and a restart of hubd")
+    func browserReconnect() async throws {
+        let python = ClientCompatTests.python
+        guard requireExecutable(python, "run scripts/setup (it makes the Python environment with Selenium)"),
+              requireExecutable("/usr/bin/chromium", "run scripts/setup (it installs chromium and chromium-driver)") else { return }
+        let directory = try TemporaryDirectory()
+        let script = packageRoot.appendingPathComponent("Tests/Console/console_reconnect_test.py").path
+        let (status, output) = try await run(python, [script, "--hubd", HubdProcess.binary, "--data-dir", directory.path,
+                                                      "--port", String(try freePort()), "--web-dir", Self.webDirectory], limit: .seconds(120))
+        #expect(status == 0 && output.contains("console reconnect test: OK"), "\(output)")
+    }
 }
