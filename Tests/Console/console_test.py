@@ -16,6 +16,7 @@ import urllib.request
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
@@ -162,6 +163,25 @@ try:
     assert overflow <= 0, f"the page is {overflow}px wider than a phone"
     shot("phone")
     driver.set_window_size(1280, 900)
+
+    step("dark mode follows the system setting")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "dark"}]})
+    driver.get(args.url + "/console/#/overview")
+    text_in("#view table", "shop")
+    background = driver.execute_script("return getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(18, 19, 22)", background
+    shot("dark")
+    driver.execute_cdp_cmd("Emulation.setEmulatedMedia", {"features": [{"name": "prefers-color-scheme", "value": "light"}]})
+
+    step("keyboard: a page opens with focus on its content, and Tab walks its fields and buttons")
+    driver.get(args.url + "/console/#/slots")
+    text_in("#view table", "shop")
+    assert driver.switch_to.active_element.get_attribute("id") == "main"
+    driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("id") == "slot-name", driver.switch_to.active_element.get_attribute("outerHTML")
+    for _ in range(9):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+    assert driver.switch_to.active_element.get_attribute("aria-label") == "Edit shop", driver.switch_to.active_element.get_attribute("outerHTML")
 
     step("sign out forgets the token")
     driver.find_element(By.ID, "sign-out").click()
