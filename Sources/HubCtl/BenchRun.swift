@@ -34,10 +34,13 @@ struct BenchRun: Sendable {
     }
 
     func run() async throws -> BenchReport {
-        let counters = Counters()
         let client = HubClient(target: .url(base: setup.dataURL, token: setup.token), timeout: .seconds(60),
                                connectionsPerHost: plan.publishers + plan.subscribers + 4)
-        defer { Task { try? await client.http.shutdown() } }
+        return try await client.using { client in try await run(client: client) }
+    }
+
+    private func run(client: HubClient) async throws -> BenchReport {
+        let counters = Counters()
         let (ready, readySignal) = AsyncStream<String?>.makeStream()
         let (published, publishedSignal) = AsyncStream<Void>.makeStream()
         let progress = Task { await showProgress(counters) }

@@ -30,7 +30,12 @@ final class HubClient: Sendable {
 
     /// Runs `body` with a client for the hub the options name, and shuts the client down afterwards.
     static func with<T>(_ options: HubOptions, _ body: (HubClient) async throws -> T) async throws -> T {
-        let client = HubClient(target: try options.target(Terminal.current.environment), timeout: .seconds(Int64(options.timeout)))
+        try await HubClient(target: try options.target(Terminal.current.environment), timeout: .seconds(Int64(options.timeout))).using(body)
+    }
+
+    /// Runs `body` with this client, then shuts it down (also when `body` throws or is cancelled).
+    func using<T>(_ body: (HubClient) async throws -> T) async throws -> T {
+        let client = self
         do {
             let result = try await body(client)
             try? await client.http.shutdown()

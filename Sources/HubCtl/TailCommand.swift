@@ -47,12 +47,13 @@ struct TailCommand: AsyncParsableCommand {
     func run() async throws {
         // Long-polls wait up to the hub's long-poll timeout (30 s by default): allow well beyond it per answer.
         let client = HubClient(target: try hub.target(Terminal.current.environment), timeout: .seconds(Int64(max(hub.timeout, 120))))
-        defer { Task { try? await client.http.shutdown() } }
-        var follower = Follower(client: client, json: output.json, backoff: Backoff(cap: .seconds(Int64(maxBackoff))))
-        if isStream {
-            try await follower.stream(target, from: from.flatMap(OffsetArgument.init), last: last, follow: follow)
-        } else {
-            try await follower.slot(target, since: since, last: last, follow: follow)
+        try await client.using { client in
+            var follower = Follower(client: client, json: output.json, backoff: Backoff(cap: .seconds(Int64(maxBackoff))))
+            if isStream {
+                try await follower.stream(target, from: from.flatMap(OffsetArgument.init), last: last, follow: follow)
+            } else {
+                try await follower.slot(target, since: since, last: last, follow: follow)
+            }
         }
     }
 }
