@@ -77,4 +77,12 @@ extension Terminal {
     func document(_ response: HubResponse) {
         line(response.text.trimmingCharacters(in: .whitespacesAndNewlines))
     }
+
+    /// An `{"items":[…]}` answer (every `ls`): the document as it came with `--json`, else a table, or `empty`
+    /// on stderr when there are no items.
+    func list(_ response: HubResponse, json: Bool, headers: [String], row: (JSONValue) -> [String], empty: String) throws(CtlError) {
+        if json { return document(response) }
+        let items = try response.json()["items"]?.array ?? []
+        Table(headers: headers, rows: items.map(row)).print(to: self, empty: empty)
+    }
 }

@@ -19,9 +19,7 @@ struct ConsumerCommand: AsyncParsableCommand {
 
         func run() async throws {
             let response = try await HubClient.with(hub) { try await $0.json(.GET, "/v1/admin/consumers" + URLText.query([("slot", slot)])) }
-            if output.json { return Terminal.current.document(response) }
-            let items = try response.json()["items"]?.array ?? []
-            Table(headers: AdminViews.consumerHeaders, rows: items.map(AdminViews.consumerRow)).print(to: .current, empty: "no consumers")
+            try Terminal.current.list(response, json: output.json, headers: AdminViews.consumerHeaders, row: AdminViews.consumerRow, empty: "no consumers")
         }
     }
 

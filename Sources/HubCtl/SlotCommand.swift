@@ -23,9 +23,7 @@ struct SlotCommand: AsyncParsableCommand {
 
         func run() async throws {
             let response = try await HubClient.with(hub) { try await $0.json(.GET, "/v1/admin/slots") }
-            if output.json { return Terminal.current.document(response) }
-            let items = try response.json()["items"]?.array ?? []
-            Table(headers: AdminViews.slotHeaders, rows: items.map(AdminViews.slotRow)).print(to: .current, empty: "no slots")
+            try Terminal.current.list(response, json: output.json, headers: AdminViews.slotHeaders, row: AdminViews.slotRow, empty: "no slots")
         }
     }
 

@@ -29,9 +29,7 @@ struct StreamCommand: AsyncParsableCommand {
         func run() async throws {
             let path = "/v1/admin/streams" + URLText.query([("slot", slot), ("limit", String(limit))])
             let response = try await HubClient.with(hub) { try await $0.json(.GET, path) }
-            if output.json { return Terminal.current.document(response) }
-            let items = try response.json()["items"]?.array ?? []
-            Table(headers: AdminViews.streamHeaders, rows: items.map(AdminViews.streamRow)).print(to: .current, empty: "no streams")
+            try Terminal.current.list(response, json: output.json, headers: AdminViews.streamHeaders, row: AdminViews.streamRow, empty: "no streams")
         }
     }
 

@@ -64,9 +64,7 @@ struct TokenCommand: AsyncParsableCommand {
 
         func run() async throws {
             let response = try await HubClient.with(hub) { try await $0.json(.GET, "/v1/admin/tokens" + URLText.query([("slot", slot)])) }
-            if output.json { return Terminal.current.document(response) }
-            let items = try response.json()["items"]?.array ?? []
-            Table(headers: AdminViews.tokenHeaders, rows: items.map(AdminViews.tokenRow)).print(to: .current, empty: "no tokens")
+            try Terminal.current.list(response, json: output.json, headers: AdminViews.tokenHeaders, row: AdminViews.tokenRow, empty: "no tokens")
         }
     }
 

@@ -13,8 +13,7 @@ import subprocess
 import sys
 import urllib.request
 
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from browser import chromium
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
@@ -50,11 +49,7 @@ urllib.request.urlopen(urllib.request.Request(url + "/v1/admin/slots", method="P
                                               headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"}), timeout=10)
 post("/v1/stream/live/s", None)
 
-options = webdriver.ChromeOptions()
-options.binary_location = os.environ.get("CHROMIUM", "/usr/bin/chromium")
-for flag in ["--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"]:
-    options.add_argument(flag)
-driver = webdriver.Chrome(service=Service(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver")), options=options)
+driver = chromium()
 wait = WebDriverWait(driver, 20)
 try:
     driver.get(url + "/console/")
