@@ -10,16 +10,23 @@ public final class StoreLock: Sendable {
     private let descriptor: Int32
     private let released = Mutex(false)
 
-    /// Takes the lock, or throws `.unavailable` naming what holds it.
-    public init(databasePath: String) throws(StoreError) {
+    /// Takes the lock, or throws `.unavailable` naming what holds it. A holder that is letting go gets up to
+    /// `patience` to do so: a restarting hub's predecessor may still be exiting, and a process being spawned
+    /// anywhere in this one holds a copy of every descriptor (and so the lock) until it execs.
+    public init(databasePath: String, patience: Duration = .seconds(2)) throws(StoreError) {
         let path = databasePath + ".lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw .backend("cannot open \(path): \(String(cString: strerror(errno)))") }
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
+        let deadline = ContinuousClock.now + patience
+        while flock(fd, LOCK_EX | LOCK_NB) != 0 {
             let busy = errno == EWOULDBLOCK
-            Foundation.close(fd)
-            throw busy ? .unavailable("\(databasePath) is in use by another process (a running hubd?)")
-                : .backend("cannot lock \(path): \(String(cString: strerror(errno)))")
+            guard busy, ContinuousClock.now < deadline else {
+                let reason = String(cString: strerror(errno))
+                Foundation.close(fd)
+                throw busy ? .unavailable("\(databasePath) is in use by another process (a running hubd?)")
+                    : .backend("cannot lock \(path): \(reason)")
+            }
+            usleep(20_000)
         }
         descriptor = fd
     }
@@ -27,7 +34,7 @@ public final class StoreLock: Sendable {
     /// Whether some process holds the lock now (without taking it).
     public static func isHeld(databasePath: String) -> Bool {
         do {
-            try StoreLock(databasePath: databasePath).release()
+            try StoreLock(databasePath: databasePath, patience: .zero).release()
             return false
         } catch {
             if case .unavailable = error { return true }
