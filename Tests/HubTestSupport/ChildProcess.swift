@@ -21,6 +21,10 @@ public final class ChildProcess: @unchecked Sendable {
         posix_spawn_file_actions_adddup2(&actions, fds[1], 2)
         posix_spawn_file_actions_addclose(&actions, fds[0])
         posix_spawn_file_actions_addclose(&actions, fds[1])
+        // Nothing else of the runner's: without this the child keeps copies of the in-process hubs' and clients'
+        // sockets (not all are close-on-exec), and a connection one test closes stays open while the child lives
+        // (seen: a hub's graceful shutdown waiting on a connection a browser test's python still held).
+        Self.markEveryDescriptorCloseOnExec()
         let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
         defer { for arg in argv { free(arg) } }
         var merged = ProcessInfo.processInfo.environment
@@ -52,6 +56,14 @@ public final class ChildProcess: @unchecked Sendable {
             status.lock(); exitStatus = code; status.broadcast(); status.unlock()
         }
         thread.start()
+    }
+
+    private static func markEveryDescriptorCloseOnExec() {
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd") else { return }
+        for fd in entries.compactMap(Int32.init) where fd > 2 {
+            let flags = fcntl(fd, F_GETFD)
+            if flags >= 0 { _ = fcntl(fd, F_SETFD, flags | FD_CLOEXEC) }
+        }
     }
 
     deinit {
