@@ -250,9 +250,9 @@ struct Follower {
         return ms < 1000 ? "\(ms) ms" : String(format: "%.1f s", Double(ms) / 1000)
     }
 
+    /// An SSE `event: error`: its data is a problem document, read as an error answer would be.
     static func streamError(_ data: String) -> CtlError {
-        let problem = try? JSONValue.parse(Array(data.utf8))
-        return .refused(status: Int(problem?["status"]?.int ?? 500), code: problem?["code"]?.string ?? "stream-error",
-                        detail: problem?["detail"]?.string ?? data)
+        let status = (try? JSONValue.parse(Array(data.utf8)))?["status"]?.int ?? 500
+        return HubResponse.refusal(status: Int(status), body: Array(data.utf8))
     }
 }

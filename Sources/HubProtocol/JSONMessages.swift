@@ -90,39 +90,41 @@ public enum JSONMessages {
             return ranges
         }
 
-        /// `{"k":v,...}`: the ranges of each key (with its quotes) and value.
+        /// A whole document that is one object `{"k":v,...}`: the ranges of each key (with its quotes) and value.
         mutating func members() throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
             skipSpace()
             guard peek == UInt8(ascii: "{") else { throw .invalidJSON("expected an object") }
-            i += 1
-            var members: [(Range<Int>, Range<Int>)] = []
-            skipSpace()
-            if peek == UInt8(ascii: "}") {
-                i += 1
-            } else {
-                while true {
-                    skipSpace()
-                    let keyStart = i
-                    guard peek == UInt8(ascii: "\"") else { throw .invalidJSON("expected a key at byte \(i)") }
-                    try string()
-                    let key = keyStart..<i
-                    skipSpace()
-                    guard peek == UInt8(ascii: ":") else { throw .invalidJSON("expected : at byte \(i)") }
-                    i += 1
-                    skipSpace()
-                    let valueStart = i
-                    try value(depth: 1)
-                    members.append((key, valueStart..<i))
-                    skipSpace()
-                    guard let c = peek else { throw .invalidJSON("unterminated object") }
-                    i += 1
-                    if c == UInt8(ascii: "}") { break }
-                    guard c == UInt8(ascii: ",") else { throw .invalidJSON("expected , or } at byte \(i - 1)") }
-                }
-            }
+            let members = try object(depth: 0)
             skipSpace()
             guard i == bytes.count else { throw .invalidJSON("unexpected data after the object at byte \(i)") }
             return members
+        }
+
+        /// The object at `i` (which is at its `{`), validated; its members' key and value ranges.
+        mutating func object(depth: Int) throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
+            i += 1
+            var members: [(Range<Int>, Range<Int>)] = []
+            skipSpace()
+            if peek == UInt8(ascii: "}") { i += 1; return members }
+            while true {
+                skipSpace()
+                let keyStart = i
+                guard peek == UInt8(ascii: "\"") else { throw .invalidJSON("expected a key at byte \(i)") }
+                try string()
+                let key = keyStart..<i
+                skipSpace()
+                guard peek == UInt8(ascii: ":") else { throw .invalidJSON("expected : at byte \(i)") }
+                i += 1
+                skipSpace()
+                let valueStart = i
+                try value(depth: depth + 1)
+                members.append((key, valueStart..<i))
+                skipSpace()
+                guard let c = peek else { throw .invalidJSON("unterminated object") }
+                i += 1
+                if c == UInt8(ascii: "}") { return members }
+                guard c == UInt8(ascii: ",") else { throw .invalidJSON("expected , or } at byte \(i - 1)") }
+            }
         }
 
         var peek: UInt8? { i < bytes.count ? bytes[i] : nil }
@@ -137,23 +139,7 @@ public enum JSONMessages {
             guard let c = peek else { throw .invalidJSON("unexpected end") }
             switch c {
             case UInt8(ascii: "{"):
-                i += 1
-                skipSpace()
-                if peek == UInt8(ascii: "}") { i += 1; return }
-                while true {
-                    skipSpace()
-                    guard peek == UInt8(ascii: "\"") else { throw .invalidJSON("expected a key at byte \(i)") }
-                    try string()
-                    skipSpace()
-                    guard peek == UInt8(ascii: ":") else { throw .invalidJSON("expected : at byte \(i)") }
-                    i += 1
-                    try value(depth: depth + 1)
-                    skipSpace()
-                    guard let d = peek else { throw .invalidJSON("unterminated object") }
-                    i += 1
-                    if d == UInt8(ascii: "}") { return }
-                    guard d == UInt8(ascii: ",") else { throw .invalidJSON("expected , or } at byte \(i - 1)") }
-                }
+                _ = try object(depth: depth)
             case UInt8(ascii: "["):
                 i += 1
                 skipSpace()
