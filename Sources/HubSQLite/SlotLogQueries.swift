@@ -44,27 +44,20 @@ enum SlotLogQueries {
         guard row.contentType.isJSON else { throw .contentTypeMismatch(expected: row.contentType.raw) }
 
         // Keys seen within the window answer their first seq; repeated keys inside this request store one event.
-        let windowStart = nowMs - dedupWindowMs
-        var seqs = [UInt64?](repeating: nil, count: events.count)
-        var firstIndexOfKey: [String: Int] = [:]
-        var fresh: [Int] = []
-        for (i, event) in events.enumerated() {
-            guard let key = event.key else { fresh.append(i); continue }
-            if let earlier = firstIndexOfKey[key] { seqs[i] = nil; firstIndexOfKey[key] = earlier; continue }
-            firstIndexOfKey[key] = i
-            if let seq = try db.first("SELECT seq FROM event_keys WHERE slot_id = ? AND key = ? AND created_ms >= ?",
-                                      [.int(row.slotID), .text(key), .int(windowStart)], { UInt64($0.int(0)) }) {
-                seqs[i] = seq
-            } else {
-                fresh.append(i)
-            }
+        let keys = EventKeyPlan(events)
+        var known: [String: UInt64] = [:]
+        for key in keys.keys {
+            known[key] = try db.first("SELECT seq FROM event_keys WHERE slot_id = ? AND key = ? AND created_ms >= ?",
+                                      [.int(row.slotID), .text(key), .int(nowMs - dedupWindowMs)], { UInt64($0.int(0)) })
         }
-        if !fresh.isEmpty {
-            let appended = try StreamQueries.insertRecords(db, fresh.map { NewMessage(body: events[$0].body, type: events[$0].type) }, into: row,
+        let plan = keys.resolving(known: known, events)
+        var stored: [UInt64] = []
+        if !plan.fresh.isEmpty {
+            let appended = try StreamQueries.insertRecords(db, plan.fresh.map { NewMessage(body: events[$0].body, type: events[$0].type) }, into: row,
                                                            nowMs: nowMs)
-            for (n, i) in fresh.enumerated() {
+            for (n, i) in plan.fresh.enumerated() {
                 let seq = appended.firstSeq + UInt64(n)
-                seqs[i] = seq
+                stored.append(seq)
                 if let key = events[i].key {
                     try StreamQueries.run(db, "INSERT OR REPLACE INTO event_keys(slot_id, key, seq, created_ms) VALUES(?, ?, ?, ?)",
                                           [.int(row.slotID), .text(key), .int(seq), .int(nowMs)])
@@ -77,11 +70,7 @@ enum SlotLogQueries {
             changed.insert(row.id)
             changed.insert(ChangeKey.slot(row.slotID))
         }
-        // Repeats inside the request take the seq of the key's first event.
-        for (i, event) in events.enumerated() where seqs[i] == nil {
-            seqs[i] = event.key.flatMap { firstIndexOfKey[$0] }.flatMap { seqs[$0] }
-        }
-        return seqs.map { $0 ?? 0 }
+        return plan.seqs(events, known: known, stored: stored)
     }
 
     // MARK: Reading

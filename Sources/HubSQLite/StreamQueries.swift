@@ -18,8 +18,7 @@ enum StreamQueries {
     /// A readable stream, as a reader sees it: expired streams are absent (or gone while forks hold them).
     static func readable(_ db: SQLiteConnection, path: StreamPath, nowMs: Int64) throws(StoreError) -> StreamRow {
         guard let row = try load(db, path: path) else { throw .streamNotFound(path) }
-        if row.deleted { throw .streamGone(path) }
-        if row.isExpired(nowMs: nowMs) { throw row.forkCount > 0 ? .streamGone(path) : .streamNotFound(path) }
+        try row.requireReadable(nowMs: nowMs)
         return row
     }
 
@@ -46,7 +45,7 @@ enum StreamQueries {
                        changed: inout Set<Int64>) throws(StoreError) -> CreateOutcome {
         if let existing = try live(db, path: path, nowMs: nowMs, changed: &changed) {
             if existing.deleted { throw .streamConflict(path, reason: "the path belongs to a deleted stream that forks still read") }
-            try requireSameConfiguration(existing, request)
+            try existing.requireSameConfiguration(request)
             return CreateOutcome(created: false, info: existing.info)
         }
         let slotID = try ensureSlot(db, path.slot, creating: request.createsSlot, nowMs: nowMs)
@@ -56,38 +55,11 @@ enum StreamQueries {
         var partial: NewMessage?
         if let fork = request.fork {
             guard let source = try live(db, path: fork.source, nowMs: nowMs, changed: &changed) else { throw .forkSourceNotFound(fork.source) }
-            if source.deleted { throw .forkSourceGone(fork.source) }
-            if let requested = request.contentType {
-                guard requested.matches(source.contentType) else {
-                    throw .streamConflict(path, reason: "a fork's content type must match its source's (\(source.contentType.raw))")
-                }
-            } else {
-                contentType = source.contentType
-            }
-            let at = fork.offset?.position ?? source.head
-            guard at <= source.head else { throw .invalidFork("Stream-Fork-Offset is beyond the source's tail") }
-            var head = at
-            if fork.subOffset > 0 {
-                guard source.head > 0 else { throw .invalidFork("a sub-offset needs a source with data") }
-                guard at < source.head, let next = try record(db, of: source, at: at + 1) else {
-                    throw .invalidFork("Stream-Fork-Sub-Offset points past the next data boundary")
-                }
-                if source.contentType.isJSON {
-                    // Messages of one append share a batch; the sub-offset counts messages into it.
-                    guard fork.subOffset <= next.batchEnd - at else { throw .invalidFork("Stream-Fork-Sub-Offset exceeds the message count") }
-                    head = at + fork.subOffset
-                } else {
-                    let length = UInt64(next.body.readableBytes)
-                    guard fork.subOffset <= length else { throw .invalidFork("Stream-Fork-Sub-Offset exceeds the message length") }
-                    if fork.subOffset == length {
-                        head = at + 1
-                    } else {
-                        partial = NewMessage(body: next.body.getSlice(at: next.body.readerIndex, length: Int(fork.subOffset))!)
-                    }
-                }
-            }
-            if expiry == nil { expiry = source.expiry }
-            parent = (source.id, head)
+            let (at, needsNext) = try source.forkPosition(fork, request: request, path: path)
+            let next = needsNext ? try record(db, of: source, at: at + 1) : nil
+            let plan = try source.forkPlan(fork, at: at, next: next, request: request)
+            contentType = plan.contentType; expiry = plan.expiry; partial = plan.partial
+            parent = (source.id, plan.head)
             try run(db, "UPDATE streams SET fork_count = fork_count + 1 WHERE id = ?", [.int(source.id)])
         }
         var ttl: Int64?, expiresAtMs: Int64?, expiresAtText: String?
@@ -121,25 +93,6 @@ enum StreamQueries {
         }
     }
 
-    /// Durable Streams §2: an existing stream answers 200 only to the same content type, expiry, closed state and fork.
-    private static func requireSameConfiguration(_ row: StreamRow, _ request: CreateRequest) throws(StoreError) {
-        func conflict(_ reason: String) -> StoreError { .streamConflict(row.path, reason: reason) }
-        let requestedType = request.contentType ?? (request.fork == nil ? .octetStream : row.contentType)
-        guard requestedType.matches(row.contentType) else { throw conflict("it exists with content type \(row.contentType.raw)") }
-        // A fork without its own expiry inherited its source's; only an explicit one must match.
-        if request.fork == nil || request.expiry != nil {
-            switch (request.expiry, row.expiry) {
-            case (nil, nil): break
-            case (let a?, let b?) where a.sameConfiguration(as: b): break
-            default: throw conflict("it exists with a different TTL or Expires-At")
-            }
-        }
-        guard request.closed == row.closed else { throw conflict(row.closed ? "it exists and is closed" : "it exists and is open") }
-        let fork = request.fork
-        guard fork?.source.rawValue == row.forkSource, fork?.offset.map({ Int64($0.position) }) == row.forkOffset,
-              Int64(fork?.subOffset ?? 0) == row.forkSubOffset else { throw conflict("it exists with a different fork origin") }
-    }
-
     private static func ensureSlot(_ db: SQLiteConnection, _ slot: SlotName, creating: Bool, nowMs: Int64) throws(StoreError) -> Int64 {
         if let id = try db.first("SELECT id FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) { return id }
         guard creating else { throw .slotNotFound(slot) }
@@ -153,43 +106,20 @@ enum StreamQueries {
                        changed: inout Set<Int64>) throws(StoreError) -> AppendOutcome {
         guard var row = try live(db, path: path, nowMs: nowMs, changed: &changed) else { throw .streamNotFound(path) }
         if row.deleted { throw .streamGone(path) }
-        var state: (epoch: UInt64, lastSeq: UInt64)?
-        if let producer = request.producer {
-            state = try db.first("SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer = ?",
-                                 [.int(row.id), .text(producer.id)]) { (UInt64($0.int(0)), UInt64($0.int(1))) }
-            // Fencing and dedup come first: a zombie gets 403 and a retry gets its original answer even after a close.
-            if let state {
-                if producer.epoch < state.epoch { throw .producerStaleEpoch(current: state.epoch) }
-                if producer.epoch == state.epoch && producer.seq <= state.lastSeq {
-                    try touch(db, row, nowMs: nowMs)
-                    return .duplicate(row.info, producer: ProducerAck(epoch: state.epoch, seq: state.lastSeq))
-                }
+        let state = try request.producer.flatMap { producer throws(StoreError) in
+            try db.first("SELECT epoch, last_seq FROM producers WHERE stream_id = ? AND producer = ?", [.int(row.id), .text(producer.id)]) {
+                ProducerAck(epoch: UInt64($0.int(0)), seq: UInt64($0.int(1)))
             }
         }
-        if row.closed {
-            if request.messages.isEmpty && request.close && request.producer == nil {
-                try touch(db, row, nowMs: nowMs)
-                return .appended(row.info, producer: nil)  // closing twice is idempotent
-            }
-            throw .streamClosed(head: Offset(row.head))
-        }
-        if !request.messages.isEmpty, let type = request.contentType, !type.matches(row.contentType) {
-            throw .contentTypeMismatch(expected: row.contentType.raw)
-        }
-        if let producer = request.producer {
-            if let state {
-                if producer.epoch > state.epoch {
-                    guard producer.seq == 0 else { throw .producerEpochSeqNotZero }
-                } else if producer.seq != state.lastSeq + 1 {
-                    throw .producerSeqGap(expected: state.lastSeq + 1, received: producer.seq)
-                }
-            } else if producer.seq != 0 {
-                throw .producerSeqGap(expected: 0, received: producer.seq)
-            }
-        }
-        // Stream-Seq is opaque and compared bytewise: it must sort strictly after the last one.
-        if let seq = request.streamSeq, let last = row.streamSeq, !last.utf8.lexicographicallyPrecedes(seq.utf8) {
-            throw .streamSeqRegression(last: last)
+        switch try row.checkAppend(request, producerState: state) {
+        case .duplicate(let ack):
+            try touch(db, row, nowMs: nowMs)
+            return .duplicate(row.info, producer: ack)
+        case .alreadyClosed:
+            try touch(db, row, nowMs: nowMs)
+            return .appended(row.info, producer: nil)
+        case .write:
+            break
         }
         var appended = (count: 0, bytes: 0, firstSeq: UInt64(0))
         if !request.messages.isEmpty {
