@@ -30,6 +30,7 @@ let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package
 let compressNIO: Target.Dependency = .product(name: "CompressNIO", package: "compress-nio")
 let httpTypes: Target.Dependency = .product(name: "HTTPTypes", package: "swift-http-types")
 let asyncHTTPClient: Target.Dependency = .product(name: "AsyncHTTPClient", package: "async-http-client")
+let postgresNIO: Target.Dependency = .product(name: "PostgresNIO", package: "postgres-nio")
 
 let package = Package(
     name: "eventhub",
@@ -53,6 +54,7 @@ let package = Package(
         .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
         .package(url: "https://github.com/adam-fowler/compress-nio.git", from: "1.5.0"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
     ],
     targets: [
         .target(name: "HubCore", dependencies: [nioCore, logging], swiftSettings: strict),
@@ -60,10 +62,12 @@ let package = Package(
         .target(name: "HubAuth", dependencies: ["HubCore", crypto], swiftSettings: strict),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
         .target(name: "HubSQLite", dependencies: ["HubCore", "CSQLite", nioCore, nioPosix, logging], swiftSettings: strict),
+        // The scale-out backend: several hubd nodes on one PostgreSQL database (DESIGN §5).
+        .target(name: "HubPostgres", dependencies: ["HubCore", postgresNIO, .product(name: "_ConnectionPoolModule", package: "postgres-nio"), nioCore, nioPosix, nioSSL, logging, serviceLifecycle], swiftSettings: strict),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
         .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, compressNIO, httpTypes, webSocket, webSocketCompression, nioWebSocket, serviceLifecycle, logging, prometheus], swiftSettings: strict),
-        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
+        .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubPostgres", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", "HubCore", argumentParser], swiftSettings: strict),
 
         // The CLI as a library (testable in-process) and a thin main. It talks HTTP to a hub and opens store files
@@ -76,7 +80,7 @@ let package = Package(
         .target(name: "HubTestSupport", dependencies: ["HubServer", "HubHTTP", "HubCore", "HubProtocol", nioPosix, nioHTTP1, logging], path: "Tests/HubTestSupport", swiftSettings: strict),
         .testTarget(name: "HubProtocolTests", dependencies: ["HubProtocol"]),
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
-        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "CSQLite"]),
+        .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "HubPostgres", "CSQLite", logging]),
         .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite", "CSQLite", "HubProtocol", "HubCore", webSocketClient, logging]),
         .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]

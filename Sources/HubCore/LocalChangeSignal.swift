@@ -11,19 +11,37 @@ public final class LocalChangeSignal: ChangeSignal {
         var waiters: [Int64: [UInt64: Waiter]] = [:]
         var nextToken: UInt64 = 0
         var isShuttingDown = false
+        /// Added to every ticket: `publishAll` raises it, which changes every stream's ticket at once.
+        var generation: UInt64 = 0
+
+        func ticket(_ stream: Int64) -> UInt64 { versions[stream, default: 0] &+ generation }
     }
     private let state = Mutex(State())
 
     public init() {}
 
     public func ticket(for stream: Int64) -> UInt64 {
-        state.withLock { $0.versions[stream, default: 0] }
+        state.withLock { $0.ticket(stream) }
     }
 
     public func publish(_ stream: Int64) {
         let woken = state.withLock { state -> [Waiter] in
             state.versions[stream, default: 0] &+= 1
             return state.waiters.removeValue(forKey: stream).map { Array($0.values) } ?? []
+        }
+        for waiter in woken {
+            waiter.timer?.cancel()
+            waiter.continuation.resume(returning: .changed)
+        }
+    }
+
+    /// Wakes every reader of every stream, and changes every ticket taken so far: for when changes may have been
+    /// missed (a cross-node listener that reconnected). Readers re-read from their cursors, so a spurious wake is harmless.
+    public func publishAll() {
+        let woken = state.withLock { state -> [Waiter] in
+            state.generation &+= 1
+            defer { state.waiters = [:] }
+            return state.waiters.values.flatMap(\.values)
         }
         for waiter in woken {
             waiter.timer?.cancel()
@@ -56,7 +74,7 @@ public final class LocalChangeSignal: ChangeSignal {
                 let immediate: WaitOutcome? = state.withLock { state in
                     if state.isShuttingDown { return .shuttingDown }
                     if Task.isCancelled { return .cancelled }
-                    if state.versions[stream, default: 0] != ticket { return .changed }
+                    if state.ticket(stream) != ticket { return .changed }
                     let timer = Task { [weak self] in
                         try? await Task.sleep(for: timeout)
                         guard !Task.isCancelled else { return }

@@ -1,27 +1,43 @@
 import CSQLite
 import Foundation
 import HubCore
+import HubPostgres
 @testable import HubSQLite
 import HubTestSupport
+import Logging
 import NIOCore
 import Testing
 
-/// Backends the contract runs against. PostgreSQL joins when its backend lands.
+/// Backends the contract runs against: every rule holds on each.
 enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
     case sqlite
+    case postgres
     var testDescription: String { rawValue }
 
-    /// A fresh store in a temporary directory, closed afterwards.
+    /// A fresh store (a file in a temporary directory, or a new database on the test PostgreSQL server), closed afterwards.
     func withStore<T>(_ body: (any StreamStore, LocalChangeSignal) async throws -> T) async throws -> T {
-        let directory = try TemporaryDirectory()
         let signal = LocalChangeSignal()
-        let store = try SQLiteStreamStore(.init(path: directory.path + "/hub.db"), signal: signal)
+        let store: any StreamStore
+        let close: () async -> Void
+        switch self {
+        case .sqlite:
+            let directory = try TemporaryDirectory()
+            let sqlite = try SQLiteStreamStore(.init(path: directory.path + "/hub.db"), signal: signal)
+            store = sqlite
+            close = { await sqlite.close(); _ = directory }
+        case .postgres:
+            let url = try await PostgresServer.shared.freshDatabase()
+            let postgres = try await PostgresStreamStore(try PostgresSettings(url: url), signal: signal, nodeID: "contract",
+                                                         logger: Logger(label: "contract"))
+            store = postgres
+            close = { await postgres.close() }
+        }
         do {
             let value = try await body(store, signal)
-            await store.close()
+            await close()
             return value
         } catch {
-            await store.close()
+            await close()
             throw error
         }
     }

@@ -1,0 +1,172 @@
+import HubCore
+import PostgresNIO
+
+/// Versioned schema for PostgreSQL. Version N is `all[N-1]` (a list of statements: the extended protocol runs one at a
+/// time); `hub_schema.version` records the applied version. Append new migrations at the end, never edit a shipped one.
+/// Nodes starting together migrate once: the whole migration runs under one transaction-scoped advisory lock.
+enum PostgresMigrations {
+    /// `pg_advisory_xact_lock` key: "hubd" in ASCII.
+    static let lockKey: Int64 = 0x6875_6264
+
+    static let all: [[PostgresQuery]] = [
+        // 1: the whole model as of SQLite schema 3 (slots, streams, records, producers, tokens, audit, event keys,
+        // consumers) plus tickets, which several nodes must share.
+        [
+            // COLLATE "C": names and paths sort bytewise, as on SQLite.
+            """
+            CREATE TABLE slots(
+                id BIGSERIAL PRIMARY KEY,
+                name TEXT COLLATE "C" NOT NULL UNIQUE,
+                head_seq BIGINT NOT NULL DEFAULT 0,
+                floor_seq BIGINT NOT NULL DEFAULT 0,
+                created_ms BIGINT NOT NULL,
+                max_age_s BIGINT,
+                max_bytes BIGINT,
+                max_records BIGINT,
+                max_message_bytes BIGINT,
+                max_subscribers BIGINT,
+                anonymous_read BOOLEAN NOT NULL DEFAULT false,
+                anonymous_append BOOLEAN NOT NULL DEFAULT false
+            )
+            """,
+            // A sequence never reuses an id, so ETags and wake-ups of a deleted stream cannot match its successor.
+            """
+            CREATE TABLE streams(
+                id BIGSERIAL PRIMARY KEY,
+                path TEXT COLLATE "C" NOT NULL UNIQUE,
+                slot_id BIGINT NOT NULL REFERENCES slots(id),
+                content_type TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                accessed_ms BIGINT NOT NULL,
+                ttl_s BIGINT,
+                expires_at_ms BIGINT,
+                expires_at_text TEXT,
+                closed BOOLEAN NOT NULL DEFAULT false,
+                stream_seq TEXT COLLATE "C",
+                head BIGINT NOT NULL,
+                parent_id BIGINT REFERENCES streams(id),
+                parent_head BIGINT,
+                fork_source TEXT,
+                fork_offset BIGINT,
+                fork_sub_offset BIGINT NOT NULL DEFAULT 0,
+                fork_count BIGINT NOT NULL DEFAULT 0,
+                deleted BOOLEAN NOT NULL DEFAULT false,
+                record_count BIGINT NOT NULL DEFAULT 0,
+                byte_count BIGINT NOT NULL DEFAULT 0,
+                trimmed_pos BIGINT NOT NULL DEFAULT 0,
+                trimmed_seq BIGINT NOT NULL DEFAULT 0
+            )
+            """,
+            "CREATE INDEX streams_slot ON streams(slot_id)",
+            "CREATE INDEX streams_parent ON streams(parent_id) WHERE parent_id IS NOT NULL",
+            """
+            CREATE TABLE records(
+                stream_id BIGINT NOT NULL,
+                pos BIGINT NOT NULL,
+                slot_id BIGINT NOT NULL,
+                seq BIGINT NOT NULL,
+                batch_end BIGINT NOT NULL,
+                ts_ms BIGINT NOT NULL,
+                type TEXT,
+                body BYTEA NOT NULL,
+                PRIMARY KEY(stream_id, pos)
+            )
+            """,
+            "CREATE UNIQUE INDEX records_slot_seq ON records(slot_id, seq)",
+            "CREATE INDEX records_stream_seq ON records(stream_id, seq)",
+            """
+            CREATE TABLE producers(
+                stream_id BIGINT NOT NULL,
+                producer TEXT NOT NULL,
+                epoch BIGINT NOT NULL,
+                last_seq BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL,
+                PRIMARY KEY(stream_id, producer)
+            )
+            """,
+            """
+            CREATE TABLE tokens(
+                id TEXT PRIMARY KEY,
+                digest TEXT NOT NULL UNIQUE,
+                slot TEXT COLLATE "C",
+                scopes TEXT NOT NULL,
+                prefix TEXT,
+                label TEXT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                expires_ms BIGINT,
+                last_used_ms BIGINT,
+                last_used_addr TEXT,
+                revoked_ms BIGINT,
+                rotated_from TEXT
+            )
+            """,
+            "CREATE INDEX tokens_slot ON tokens(slot)",
+            """
+            CREATE TABLE audit(
+                id BIGSERIAL PRIMARY KEY,
+                at_ms BIGINT NOT NULL,
+                actor TEXT NOT NULL,
+                action TEXT NOT NULL,
+                target TEXT NOT NULL,
+                detail TEXT
+            )
+            """,
+            """
+            CREATE TABLE event_keys(
+                slot_id BIGINT NOT NULL,
+                key TEXT NOT NULL,
+                seq BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                PRIMARY KEY(slot_id, key)
+            )
+            """,
+            "CREATE INDEX event_keys_age ON event_keys(created_ms)",
+            """
+            CREATE TABLE consumers(
+                slot_id BIGINT NOT NULL,
+                name TEXT COLLATE "C" NOT NULL,
+                stream TEXT,
+                acked_seq BIGINT NOT NULL DEFAULT 0,
+                ack_wait_ms BIGINT NOT NULL,
+                max_in_flight BIGINT NOT NULL,
+                created_ms BIGINT NOT NULL,
+                updated_ms BIGINT NOT NULL,
+                PRIMARY KEY(slot_id, name)
+            )
+            """,
+            // Single-use tickets (browser EventSource/WebSocket auth): issued on one node, redeemed on any.
+            """
+            CREATE TABLE tickets(
+                digest TEXT PRIMARY KEY,
+                token_id TEXT NOT NULL,
+                path TEXT NOT NULL,
+                scope TEXT NOT NULL,
+                expires_ms BIGINT NOT NULL
+            )
+            """,
+            "CREATE INDEX tickets_expiry ON tickets(expires_ms)",
+        ],
+    ]
+
+    /// Brings the database to the newest schema in one transaction; refuses a database a newer hubd wrote.
+    static func migrate(_ session: PostgresSession) async throws {
+        try await session.run("BEGIN")
+        do {
+            try await session.run("SELECT pg_advisory_xact_lock(\(lockKey))")
+            try await session.run("CREATE TABLE IF NOT EXISTS hub_schema(version INTEGER NOT NULL)")
+            let current = try await session.first("SELECT max(version)::bigint FROM hub_schema").flatMap { try $0.optionalInt(0) } ?? 0
+            if current > all.count { throw StoreError.schemaTooNew(found: Int(current), supported: all.count) }
+            if current < all.count {
+                for version in (Int(current) + 1)...all.count {
+                    for statement in all[version - 1] { try await session.run(statement) }
+                }
+                try await session.run("DELETE FROM hub_schema")
+                try await session.run("INSERT INTO hub_schema(version) VALUES (\(Int64(all.count)))")
+            }
+            try await session.run("COMMIT")
+        } catch {
+            try? await session.run("ROLLBACK")
+            throw error
+        }
+    }
+}

@@ -1,0 +1,85 @@
+import _ConnectionPoolModule
+import HubCore
+import Logging
+import NIOCore
+import PostgresNIO
+
+/// One leased connection, inside a transaction or a read snapshot. Query functions throw freely; the store turns
+/// whatever they throw into a `StoreError` in one place (`StoreError(postgres:)`).
+struct PostgresSession {
+    let connection: PostgresConnection
+    let logger: Logger
+
+    func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
+        try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }
+    }
+
+    func first(_ query: PostgresQuery) async throws -> PostgresRandomAccessRow? {
+        try await rows(query).first
+    }
+
+    /// Runs a statement to completion (its rows, if any, are discarded).
+    func run(_ query: PostgresQuery) async throws {
+        _ = try await connection.query(query, logger: logger).collect()
+    }
+}
+
+/// Typed cell access by column index, as the queries read their rows.
+extension PostgresRandomAccessRow {
+    func int(_ i: Int) throws -> Int64 { try self[i].decode(Int64.self) }
+    func optionalInt(_ i: Int) throws -> Int64? { try self[i].decode(Int64?.self) }
+    func seq(_ i: Int) throws -> UInt64 { UInt64(try int(i)) }
+    func text(_ i: Int) throws -> String { try self[i].decode(String.self) }
+    func optionalText(_ i: Int) throws -> String? { try self[i].decode(String?.self) }
+    func bool(_ i: Int) throws -> Bool { try self[i].decode(Bool.self) }
+    func bytes(_ i: Int) throws -> ByteBuffer { try self[i].decode(ByteBuffer?.self) ?? ByteBuffer() }
+}
+
+extension StoreError {
+    /// The one mapping from driver failures to the store's errors: an unreachable database (refused, dropped,
+    /// restarting, out of connections, too slow) is `.unavailable` — a 503 with Retry-After — and everything else is
+    /// `.backend`, logged and never shown.
+    init(postgres error: any Error) {
+        switch error {
+        case let error as StoreError:
+            self = error
+        case let error as PSQLError:
+            if error.code == .server {
+                let state = error.serverInfo?[.sqlState] ?? ""
+                let message = error.serverInfo?[.message] ?? ""
+                if state == "57014" {
+                    self = .unavailable("the database did not finish a statement within statement_timeout")
+                } else if state.hasPrefix("08") || state.hasPrefix("53") || state.hasPrefix("57P") {
+                    // connection exceptions, insufficient resources, admin shutdown / crash shutdown / cannot connect now
+                    self = .unavailable("the database is unavailable (\(state): \(message))")
+                } else {
+                    self = .backend("PostgreSQL \(state): \(message)")
+                }
+            } else if [.connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .queryCancelled,
+                       .sslUnsupported, .failedToAddSSLHandler].contains(error.code) {
+                self = .unavailable("the database is unreachable (\(error.code))")
+            } else {
+                self = .backend("PostgreSQL: \(String(reflecting: error))")
+            }
+        case let error as ConnectionPoolError:
+            self = error == .poolShutdown ? .unavailable("the store is shutting down") : .unavailable("the database is unreachable")
+        case is CancellationError:
+            self = .unavailable("the request was cancelled")
+        case is IOError, is ChannelError:
+            self = .unavailable("the database is unreachable (\(error))")
+        default:
+            self = .backend("PostgreSQL: \(error)")
+        }
+    }
+
+    /// Deadlocks and serialization failures: PostgreSQL undid the transaction, which may simply run again.
+    static func isRetryable(_ error: any Error) -> Bool {
+        guard let error = error as? PSQLError, error.code == .server, let state = error.serverInfo?[.sqlState] else { return false }
+        return state == "40P01" || state == "40001"
+    }
+
+    /// A unique-constraint violation (a concurrent insert of the same key won).
+    static func isUniqueViolation(_ error: any Error) -> Bool {
+        (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    }
+}

@@ -1,0 +1,307 @@
+import HubCore
+import NIOCore
+import PostgresNIO
+
+/// The stream store's SQL for PostgreSQL: the same steps as HubSQLite's `StreamQueries`, with the decisions taken by
+/// `StreamRow`'s rules. Writers run after `PostgresSlotLogQueries.lockSlot` took the slot's row lock.
+enum PostgresStreamQueries {
+    static let columns = """
+        id, path, slot_id, content_type, created_ms, accessed_ms, ttl_s, expires_at_ms, expires_at_text, closed,
+        stream_seq, head, parent_id, parent_head, fork_source, fork_offset, fork_sub_offset, fork_count, deleted,
+        trimmed_pos, trimmed_seq
+        """
+
+    static func row(_ r: PostgresRandomAccessRow) throws -> StreamRow {
+        guard let path = StreamPath(try r.text(1)), let type = ContentType(validating: try r.text(3)) else {
+            throw StoreError.backend("corrupt stream row \(try r.int(0))")
+        }
+        return StreamRow(id: try r.int(0), path: path, slotID: try r.int(2), contentType: type, createdMs: try r.int(4), accessedMs: try r.int(5),
+                         ttlSeconds: try r.optionalInt(6), expiresAtMs: try r.optionalInt(7), expiresAtText: try r.optionalText(8),
+                         closed: try r.bool(9), streamSeq: try r.optionalText(10), head: try r.seq(11), parentID: try r.optionalInt(12),
+                         parentHead: try r.optionalInt(13).map(UInt64.init), forkSource: try r.optionalText(14), forkOffset: try r.optionalInt(15),
+                         forkSubOffset: try r.int(16), forkCount: try r.int(17), deleted: try r.bool(18), trimmedPos: try r.seq(19),
+                         trimmedSeq: try r.seq(20))
+    }
+
+    // MARK: Loading
+
+    static func load(_ db: PostgresSession, path: StreamPath) async throws -> StreamRow? {
+        try await db.first("SELECT \(unescaped: columns) FROM streams WHERE path = \(path.rawValue)").map(row)
+    }
+
+    static func load(_ db: PostgresSession, id: Int64) async throws -> StreamRow? {
+        try await db.first("SELECT \(unescaped: columns) FROM streams WHERE id = \(id)").map(row)
+    }
+
+    static func readable(_ db: PostgresSession, path: StreamPath, nowMs: Int64) async throws -> StreamRow {
+        guard let row = try await load(db, path: path) else { throw StoreError.streamNotFound(path) }
+        try row.requireReadable(nowMs: nowMs)
+        return row
+    }
+
+    /// The stream at `path` for a writer; expired streams are removed on the way (soft-deleted while forks read them).
+    static func live(_ db: PostgresSession, path: StreamPath, nowMs: Int64, changed: inout Set<Int64>) async throws -> StreamRow? {
+        guard var row = try await load(db, path: path) else { return nil }
+        guard row.isExpired(nowMs: nowMs) else { return row }
+        if row.forkCount > 0 {
+            if !row.deleted {
+                try await db.run("UPDATE streams SET deleted = true WHERE id = \(row.id)")
+                row.deleted = true
+                changed.insert(row.id)
+            }
+            return row
+        }
+        try await purge(db, row, changed: &changed)
+        return nil
+    }
+
+    // MARK: Create
+
+    static func create(_ db: PostgresSession, path: StreamPath, request: CreateRequest, nowMs: Int64,
+                       changed: inout Set<Int64>) async throws -> CreateOutcome {
+        guard let slot = try await PostgresSlotLogQueries.lockSlot(db, path.slot, creating: request.createsSlot, nowMs: nowMs) else {
+            throw StoreError.slotNotFound(path.slot)
+        }
+        if let existing = try await live(db, path: path, nowMs: nowMs, changed: &changed) {
+            if existing.deleted { throw StoreError.streamConflict(path, reason: "the path belongs to a deleted stream that forks still read") }
+            try existing.requireSameConfiguration(request)
+            return CreateOutcome(created: false, info: existing.info)
+        }
+        var contentType = request.contentType ?? .octetStream
+        var expiry = request.expiry
+        var parent: (id: Int64, head: UInt64)?
+        var partial: NewMessage?
+        if let fork = request.fork {
+            guard let source = try await live(db, path: fork.source, nowMs: nowMs, changed: &changed) else { throw StoreError.forkSourceNotFound(fork.source) }
+            let (at, needsNext) = try source.forkPosition(fork, request: request, path: path)
+            let next = needsNext ? try await record(db, of: source, at: at + 1) : nil
+            let plan = try source.forkPlan(fork, at: at, next: next, request: request)
+            contentType = plan.contentType; expiry = plan.expiry; partial = plan.partial
+            parent = (source.id, plan.head)
+            try await db.run("UPDATE streams SET fork_count = fork_count + 1 WHERE id = \(source.id)")
+        }
+        var ttl: Int64?, expiresAtMs: Int64?, expiresAtText: String?
+        switch expiry {
+        case .ttl(let seconds): ttl = Int64(seconds)
+        case .at(let ms, let text): expiresAtMs = ms; expiresAtText = text
+        case nil: break
+        }
+        let parentHead = parent.map { Int64($0.head) }
+        let forkOffset = request.fork?.offset.map { Int64($0.position) }
+        let forkSubOffset = Int64(request.fork?.subOffset ?? 0)
+        guard let inserted = try await db.first("""
+            INSERT INTO streams(path, slot_id, content_type, created_ms, accessed_ms, ttl_s, expires_at_ms, expires_at_text, head,
+                                parent_id, parent_head, fork_source, fork_offset, fork_sub_offset)
+            VALUES(\(path.rawValue), \(slot.id), \(contentType.raw), \(nowMs), \(nowMs), \(ttl), \(expiresAtMs), \(expiresAtText),
+                   \(parentHead ?? 0), \(parent?.id), \(parentHead), \(request.fork?.source.rawValue), \(forkOffset), \(forkSubOffset))
+            RETURNING id
+            """), var row = try await load(db, id: try inserted.int(0)) else { throw StoreError.backend("created stream vanished") }
+        if let partial { row.head = try await insert(db, [partial], into: row, nowMs: nowMs) }
+        if !request.messages.isEmpty { row.head = try await insert(db, request.messages, into: row, nowMs: nowMs) }
+        if partial != nil || !request.messages.isEmpty { changed.insert(ChangeKey.slot(slot.id)) }
+        if request.closed {
+            try await db.run("UPDATE streams SET closed = true WHERE id = \(row.id)")
+            row.closed = true
+        }
+        return CreateOutcome(created: true, info: row.info)
+    }
+
+    // MARK: Append
+
+    static func append(_ db: PostgresSession, path: StreamPath, request: AppendRequest, nowMs: Int64,
+                       changed: inout Set<Int64>) async throws -> AppendOutcome {
+        guard try await PostgresSlotLogQueries.lockSlot(db, path.slot) != nil,
+              var row = try await live(db, path: path, nowMs: nowMs, changed: &changed) else { throw StoreError.streamNotFound(path) }
+        if row.deleted { throw StoreError.streamGone(path) }
+        var state: ProducerAck?
+        if let producer = request.producer {
+            state = try await db.first("SELECT epoch, last_seq FROM producers WHERE stream_id = \(row.id) AND producer = \(producer.id)").map {
+                ProducerAck(epoch: try $0.seq(0), seq: try $0.seq(1))
+            }
+        }
+        switch try row.checkAppend(request, producerState: state) {
+        case .duplicate(let ack):
+            try await touch(db, row, nowMs: nowMs)
+            return .duplicate(row.info, producer: ack)
+        case .alreadyClosed:
+            try await touch(db, row, nowMs: nowMs)
+            return .appended(row.info, producer: nil)
+        case .write:
+            break
+        }
+        var appended = (count: 0, bytes: 0, firstSeq: UInt64(0))
+        if !request.messages.isEmpty {
+            appended = try await insertRecords(db, request.messages, into: row, nowMs: nowMs)
+            row.head += UInt64(appended.count)
+        }
+        try await db.run("""
+            UPDATE streams SET head = \(Int64(row.head)), record_count = record_count + \(Int64(appended.count)),
+                byte_count = byte_count + \(Int64(appended.bytes)), accessed_ms = \(nowMs), closed = \(request.close),
+                stream_seq = coalesce(\(request.streamSeq), stream_seq) WHERE id = \(row.id)
+            """)
+        row.closed = request.close
+        var ack: ProducerAck?
+        if let producer = request.producer {
+            try await db.run("""
+                INSERT INTO producers(stream_id, producer, epoch, last_seq, updated_ms)
+                VALUES(\(row.id), \(producer.id), \(Int64(producer.epoch)), \(Int64(producer.seq)), \(nowMs))
+                ON CONFLICT(stream_id, producer) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, updated_ms = excluded.updated_ms
+                """)
+            ack = ProducerAck(epoch: producer.epoch, seq: producer.seq)
+        }
+        changed.insert(row.id)
+        if appended.count > 0 { changed.insert(ChangeKey.slot(row.slotID)) }
+        return .appended(row.info, producer: ack)
+    }
+
+    /// Appends `messages` after the stream's head and updates the stream row. Returns the new head.
+    static func insert(_ db: PostgresSession, _ messages: [NewMessage], into row: StreamRow, nowMs: Int64) async throws -> UInt64 {
+        let appended = try await insertRecords(db, messages, into: row, nowMs: nowMs)
+        let head = row.head + UInt64(appended.count)
+        try await db.run("""
+            UPDATE streams SET head = \(Int64(head)), record_count = record_count + \(Int64(appended.count)),
+                byte_count = byte_count + \(Int64(appended.bytes)) WHERE id = \(row.id)
+            """)
+        return head
+    }
+
+    /// Inserts `messages` as records after `row.head`, each with the slot's next `seq` (the slot row is locked by this
+    /// transaction, so the numbers are this commit's alone). The caller updates the stream row and wakes readers.
+    static func insertRecords(_ db: PostgresSession, _ messages: [NewMessage], into row: StreamRow,
+                              nowMs: Int64) async throws -> (count: Int, bytes: Int, firstSeq: UInt64) {
+        let count = Int64(messages.count)
+        guard let slotHead = try await db.first("UPDATE slots SET head_seq = head_seq + \(count) WHERE id = \(row.slotID) RETURNING head_seq") else {
+            throw StoreError.backend("slot \(row.slotID) missing")
+        }
+        let firstSeq = try slotHead.seq(0) - UInt64(count) + 1
+        let batchEnd = Int64(row.head) + count
+        var bytes = 0
+        // Multi-row INSERTs: one round trip per chunk instead of per message.
+        var index = 0
+        while index < messages.count {
+            let rows = min(insertChunk, messages.count - index)
+            var binds = PostgresBindings(capacity: rows * 8)
+            var sql = "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES "
+            for n in 0..<rows {
+                let message = messages[index + n]
+                let i = Int64(index + n)
+                bytes += message.body.readableBytes
+                binds.append(row.id); binds.append(Int64(row.head) + 1 + i); binds.append(row.slotID); binds.append(Int64(firstSeq) + i)
+                binds.append(batchEnd); binds.append(nowMs); binds.append(message.type); binds.append(message.body)
+                let p = n * 8
+                sql += (n == 0 ? "" : ", ") + "($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5), $\(p + 6), $\(p + 7), $\(p + 8))"
+            }
+            try await db.run(PostgresQuery(unsafeSQL: sql, binds: binds))
+            index += rows
+        }
+        return (messages.count, bytes, firstSeq)
+    }
+
+    /// Rows per multi-row INSERT (8 parameters each, far below the protocol's 65 535).
+    private static let insertChunk = 256
+
+    static func touch(_ db: PostgresSession, _ row: StreamRow, nowMs: Int64) async throws {
+        guard row.ttlSeconds != nil else { return }
+        try await db.run("UPDATE streams SET accessed_ms = \(nowMs) WHERE id = \(row.id)")
+    }
+
+    // MARK: Delete
+
+    static func delete(_ db: PostgresSession, path: StreamPath, nowMs: Int64, changed: inout Set<Int64>) async throws {
+        guard let row = try await live(db, path: path, nowMs: nowMs, changed: &changed) else { throw StoreError.streamNotFound(path) }
+        if row.deleted { throw StoreError.streamGone(path) }
+        if row.forkCount > 0 {
+            // Forks still read this stream's records: hide it, keep the data (Durable Streams §8).
+            try await db.run("UPDATE streams SET deleted = true WHERE id = \(row.id)")
+            changed.insert(row.id)
+        } else {
+            try await purge(db, row, changed: &changed)
+        }
+    }
+
+    /// Removes a stream with its records, then its source if that was soft-deleted and this was its last fork.
+    static func purge(_ db: PostgresSession, _ row: StreamRow, changed: inout Set<Int64>) async throws {
+        try await db.run("DELETE FROM records WHERE stream_id = \(row.id)")
+        try await db.run("DELETE FROM producers WHERE stream_id = \(row.id)")
+        try await db.run("DELETE FROM streams WHERE id = \(row.id)")
+        changed.insert(row.id)
+        guard let parentID = row.parentID else { return }
+        try await db.run("UPDATE streams SET fork_count = fork_count - 1 WHERE id = \(parentID)")
+        if let parent = try await load(db, id: parentID), parent.forkCount == 0, parent.deleted {
+            try await purge(db, parent, changed: &changed)
+        }
+    }
+
+    // MARK: Reading
+
+    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64; let trimmed: UInt64 }
+
+    /// The lineage of `row`, oldest ancestor first. A fork reads positions up to its fork point from its source chain.
+    private static func segments(_ db: PostgresSession, of row: StreamRow) async throws -> [Segment] {
+        var out: [Segment] = []
+        var current = row
+        var high = row.head
+        while true {
+            let low = current.parentHead ?? 0
+            if high > low { out.append(Segment(stream: current.id, low: low, high: high, trimmed: current.trimmedPos)) }
+            guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
+            guard let parent = try await load(db, id: parentID) else { throw StoreError.backend("fork source \(parentID) missing") }
+            high = min(high, parentHead)
+            current = parent
+        }
+        return out.reversed()
+    }
+
+    /// Records after `after`, oldest first, stopping at `maxBytes` or `maxRecords` (at least one record); the same
+    /// retention rules as SQLite's `StreamQueries.records`.
+    static func records(_ db: PostgresSession, of row: StreamRow, after: Offset, maxBytes: Int,
+                        maxRecords: Int) async throws -> (records: [StoredRecord], start: Offset) {
+        var out: [StoredRecord] = []
+        var bytes = 0
+        var from = after.position
+        var start = after
+        for segment in try await segments(db, of: row) where segment.high > from {
+            let floor = min(segment.trimmed, segment.high)
+            if floor > max(from, segment.low) {
+                if after.position > 0 { throw StoreError.belowRetention(floor: .offset(Offset(floor))) }
+                from = floor
+                start = Offset(floor)
+                if floor == segment.high { continue }
+            }
+            // Pages of rows, so a byte limit reached early does not fetch the whole segment.
+            var low = Int64(max(from, segment.low))
+            let high = Int64(segment.high)
+            while low < high {
+                let page = Int64(min(readPage, maxRecords - out.count))
+                let rows = try await db.rows("""
+                    SELECT pos, seq, ts_ms, type, body FROM records WHERE stream_id = \(segment.stream) AND pos > \(low) AND pos <= \(high)
+                    ORDER BY pos LIMIT \(page)
+                    """)
+                for r in rows {
+                    let body = try r.bytes(4)
+                    let record = StoredRecord(offset: Offset(try r.seq(0)), seq: try r.seq(1), timestampMilliseconds: try r.int(2),
+                                              type: try r.optionalText(3), body: body)
+                    out.append(record)
+                    bytes += body.readableBytes
+                    low = Int64(record.offset.position)
+                    if bytes >= maxBytes || out.count >= maxRecords { return (out, start) }
+                }
+                if rows.count < page { break }
+            }
+        }
+        return (out, start)
+    }
+
+    /// Rows per page of a read.
+    private static let readPage = 256
+
+    /// The record at `position` of `row`'s lineage, with the end of the append batch it belongs to.
+    private static func record(_ db: PostgresSession, of row: StreamRow, at position: UInt64) async throws -> (body: ByteBuffer, batchEnd: UInt64)? {
+        for segment in try await segments(db, of: row) where segment.low < position && position <= segment.high {
+            return try await db.first("SELECT body, batch_end FROM records WHERE stream_id = \(segment.stream) AND pos = \(Int64(position))").map {
+                (try $0.bytes(0), min(try $0.seq(1), segment.high))
+            }
+        }
+        return nil
+    }
+}

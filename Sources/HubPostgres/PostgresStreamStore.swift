@@ -1,0 +1,200 @@
+import Foundation
+import HubCore
+import Logging
+import PostgresNIO
+
+/// The scale-out backend: every hubd node of a cluster opens one of these on the same PostgreSQL database.
+///
+/// Ordering: every write that touches a slot first locks the slot's row (`SELECT … FOR UPDATE`), so writes to one
+/// slot commit one after the other whichever node runs them, and the slot's `seq` — taken from that row — is dense
+/// and gap-free in commit order (a rolled-back transaction undoes its increment). Readers therefore always see a
+/// prefix of a slot's log. Live readers on every node are woken by `pg_notify` inside the writing transaction
+/// (`PostgresChangeSignal`); notifications carry only stream keys, never data.
+public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable {
+    public let settings: PostgresSettings
+    let client: PostgresClient
+    let signal: any ChangeSignal
+    let logger: Logger
+    /// Tags this node's notifications so its own listener skips them (the writer already woke local readers).
+    let nodeID: String
+    let maxRecordsPerRead: Int
+    private let runner: Task<Void, Never>
+
+    /// Connects, migrates (or refuses a newer schema) and keeps the pool running until `close`.
+    public init(_ settings: PostgresSettings, signal: any ChangeSignal, nodeID: String, maxRecordsPerRead: Int = 10_000,
+                logger: Logger) async throws(StoreError) {
+        self.settings = settings
+        self.signal = signal
+        self.logger = logger
+        self.nodeID = nodeID
+        self.maxRecordsPerRead = maxRecordsPerRead
+        let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
+        self.client = client
+        runner = Task { await client.run() }
+        do {
+            try await withDeadline(settings.connectTimeout + settings.statementTimeout) {
+                try await client.withConnection { connection in
+                    try await PostgresMigrations.migrate(PostgresSession(connection: connection, logger: logger))
+                }
+            }
+        } catch {
+            runner.cancel()
+            throw StoreError(postgres: error)
+        }
+    }
+
+    /// Stops the pool; later calls fail with `.unavailable`.
+    public func close() async {
+        runner.cancel()
+        await runner.value
+    }
+
+    static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
+
+    /// Longest a request waits on the database before answering 503: a connection, then a statement.
+    var deadline: Duration { settings.connectTimeout + settings.statementTimeout }
+
+    // MARK: Running work
+
+    /// Runs `work` in a read-write transaction. Deadlocks and serialization failures run it again (PostgreSQL undid
+    /// it); after COMMIT the streams it reports changed are woken here, and on every other node through the NOTIFY
+    /// the transaction sent.
+    func write<T: Sendable>(_ work: @escaping @Sendable (PostgresSession, inout Set<Int64>) async throws -> T) async throws(StoreError) -> T {
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                let (value, changed) = try await withDeadline(deadline) { [client, logger, nodeID] in
+                    try await client.withConnection { connection in
+                        let session = PostgresSession(connection: connection, logger: logger)
+                        try await session.run("BEGIN")
+                        do {
+                            var changed = Set<Int64>()
+                            let value = try await work(session, &changed)
+                            if !changed.isEmpty {
+                                let payload = nodeID + " " + changed.map(String.init).joined(separator: ",")
+                                try await session.run("SELECT pg_notify(\(PostgresChangeSignal.channel), \(payload))")
+                            }
+                            try await session.run("COMMIT")
+                            return (value, changed)
+                        } catch {
+                            try? await session.run("ROLLBACK")
+                            throw error
+                        }
+                    }
+                }
+                for key in changed { signal.publish(key) }
+                return value
+            } catch {
+                if StoreError.isRetryable(error) && attempt < 8 {
+                    try? await Task.sleep(for: .milliseconds(Int64.random(in: 1...(5 << min(attempt, 5)))))
+                    continue
+                }
+                throw StoreError(postgres: error)
+            }
+        }
+    }
+
+    /// Runs `work` in one read-only snapshot (REPEATABLE READ), so its several statements agree with each other.
+    func snapshot<T: Sendable>(_ work: @escaping @Sendable (PostgresSession) async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await withDeadline(deadline) { [client, logger] in
+                try await client.withConnection { connection in
+                    let session = PostgresSession(connection: connection, logger: logger)
+                    try await session.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                    do {
+                        let value = try await work(session)
+                        try await session.run("COMMIT")
+                        return value
+                    } catch {
+                        try? await session.run("ROLLBACK")
+                        throw error
+                    }
+                }
+            }
+        } catch {
+            throw StoreError(postgres: error)
+        }
+    }
+
+    /// One statement outside any explicit transaction.
+    func single<T: Sendable>(_ work: @escaping @Sendable (PostgresSession) async throws -> T) async throws(StoreError) -> T {
+        do {
+            return try await withDeadline(deadline) { [client, logger] in
+                try await client.withConnection { connection in try await work(PostgresSession(connection: connection, logger: logger)) }
+            }
+        } catch {
+            throw StoreError(postgres: error)
+        }
+    }
+
+    // MARK: StreamStore
+
+    public func create(_ path: StreamPath, _ request: CreateRequest) async throws(StoreError) -> CreateOutcome {
+        try await write { db, changed in
+            let outcome = try await PostgresStreamQueries.create(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            if outcome.created && !request.messages.isEmpty { try await PostgresSlotLogQueries.applyRecordLimit(db, slot: path.slot, changed: &changed) }
+            return outcome
+        }
+    }
+
+    public func append(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
+        try await write { db, changed in
+            let outcome = try await PostgresStreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
+            if case .appended = outcome, !request.messages.isEmpty {
+                try await PostgresSlotLogQueries.applyRecordLimit(db, slot: path.slot, changed: &changed)
+            }
+            return outcome
+        }
+    }
+
+    public func read(_ path: StreamPath, after offset: Offset, maxBytes: Int) async throws(StoreError) -> ReadResult {
+        let maxRecords = maxRecordsPerRead
+        let (result, sliding) = try await snapshot { db in
+            let row = try await PostgresStreamQueries.readable(db, path: path, nowMs: Self.nowMs)
+            guard offset.position <= row.head else { throw StoreError.offsetOutOfRange(offset) }
+            let (records, start) = try await PostgresStreamQueries.records(db, of: row, after: offset, maxBytes: maxBytes, maxRecords: maxRecords)
+            return (ReadResult(info: row.info, records: records, next: records.last?.offset ?? start), row.ttlSeconds != nil)
+        }
+        if sliding { try await touch(path) }
+        return result
+    }
+
+    public func info(_ path: StreamPath) async throws(StoreError) -> StreamInfo {
+        try await single { db in try await PostgresStreamQueries.readable(db, path: path, nowMs: Self.nowMs).info }
+    }
+
+    public func touch(_ path: StreamPath) async throws(StoreError) {
+        try await write { db, changed in
+            let now = Self.nowMs
+            try await PostgresSlotLogQueries.lockSlot(db, path.slot)
+            guard let row = try await PostgresStreamQueries.live(db, path: path, nowMs: now, changed: &changed), !row.deleted else { return }
+            try await PostgresStreamQueries.touch(db, row, nowMs: now)
+        }
+    }
+
+    public func delete(_ path: StreamPath) async throws(StoreError) {
+        try await write { db, changed in
+            try await PostgresSlotLogQueries.lockSlot(db, path.slot)
+            try await PostgresStreamQueries.delete(db, path: path, nowMs: Self.nowMs, changed: &changed)
+        }
+    }
+
+    public func checkReadiness() async throws(StoreError) {
+        try await single { db in try await db.run("SELECT 1") }
+    }
+}
+
+/// Runs `operation`, or gives up with `.unavailable` after `limit` (the pool may wait for a connection that cannot
+/// be made; a request must not hang with it).
+func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await operation() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw StoreError.unavailable("the database did not answer within \(limit)")
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+/// A real PostgreSQL server for the tests (Debian's `postgresql` package): initdb into a temporary directory, then
+/// pg_ctl on loopback with a free port — no systemd, nothing under /etc or /var/lib. One server per test process,
+/// started on first use and stopped at exit; every test gets its own database (`freshDatabase`).
+/// Runs the server as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
+public actor PostgresServer {
+    public static let shared = PostgresServer()
+
+    public struct Running: Sendable {
+        public let port: Int
+        public let directory: String
+        public var socketDirectory: String { directory + "/sock" }
+        public var dataDirectory: String { directory + "/data" }
+        let binaries: String
+        let asUser: String?
+    }
+
+    private var running: Running?
+    private var databases = 0
+
+    /// The server, started on first call. Throws (failing the test) when PostgreSQL is not installed: run scripts/setup.
+    public func start() async throws -> Running {
+        if let running { return running }
+        let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
+        guard let version = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last else {
+            throw TestFailure("PostgreSQL is not installed (apt-get install postgresql, or run scripts/setup)")
+        }
+        let binaries = "/usr/lib/postgresql/\(version)/bin"
+        let directory = "/tmp/hub-test-pg-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        let asUser: String? = getuid() == 0 ? "postgres" : nil
+        try FileManager.default.createDirectory(atPath: directory + "/sock", withIntermediateDirectories: true)
+        if let asUser {
+            let (status, output) = try await run("/bin/chown", ["-R", "\(asUser):\(asUser)", directory])
+            guard status == 0 else { throw TestFailure("chown \(directory): \(output)") }
+        }
+        let port = try freePort()
+        let server = Running(port: port, directory: directory, binaries: binaries, asUser: asUser)
+        try await server.command("initdb", ["-D", server.dataDirectory, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust",
+                                            "--auth-host=scram-sha-256", "--no-sync"])
+        // fsync off: the tests kill hubd nodes, never the machine; restarts use pg_ctl's clean fast shutdown.
+        try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", directory + "/server.log", "-w", "-o",
+                                            "-c listen_addresses=127.0.0.1 -p \(port) -k \(server.socketDirectory) -c fsync=off -c max_connections=300",
+                                            "start"])
+        try await server.psql("CREATE ROLE hub LOGIN PASSWORD 'hub'")
+        running = server
+        PostgresServer.stopAtExit(server)
+        return server
+    }
+
+    /// A new, empty database owned by the `hub` role; returns its URL (password auth over TCP, TLS off).
+    public func freshDatabase() async throws -> String {
+        let server = try await start()
+        databases += 1
+        let name = "hub_\(databases)"
+        try await server.psql("CREATE DATABASE \(name) OWNER hub")
+        return "postgres://hub:hub@127.0.0.1:\(server.port)/\(name)?sslmode=disable"
+    }
+
+    /// Stops the server the fast way (clients disconnected, a clean shutdown), then starts it again on the same port.
+    public func restart(while body: @Sendable () async throws -> Void = {}) async throws {
+        let server = try await start()
+        try await server.command("pg_ctl", ["-D", server.dataDirectory, "-m", "fast", "-w", "stop"])
+        try await body()
+        try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", server.directory + "/server.log", "-w", "start"])
+    }
+
+    nonisolated(unsafe) private static var atExit: Running?
+
+    private static func stopAtExit(_ server: Running) {
+        atExit = server
+        atexit {
+            guard let server = PostgresServer.atExit else { return }
+            let stop = server.shellCommand("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"])
+            _ = system(stop + " >/dev/null 2>&1; rm -rf '\(server.directory)'")
+        }
+    }
+}
+
+extension PostgresServer.Running {
+    func command(_ tool: String, _ arguments: [String]) async throws {
+        let (executable, args) = invocation(tool, arguments)
+        let (status, output) = try await run(executable, args, limit: .seconds(120))
+        guard status == 0 else { throw TestFailure("\(tool) failed (\(status)):\n\(output)") }
+    }
+
+    public func psql(_ sql: String) async throws {
+        try await command("psql", ["-h", socketDirectory, "-p", "\(port)", "-U", "postgres", "-d", "postgres", "-v", "ON_ERROR_STOP=1", "-q", "-c", sql])
+    }
+
+    private func invocation(_ tool: String, _ arguments: [String]) -> (String, [String]) {
+        if let asUser { return ("/sbin/runuser", ["-u", asUser, "--", "\(binaries)/\(tool)"] + arguments) }
+        return ("\(binaries)/\(tool)", arguments)
+    }
+
+    func shellCommand(_ tool: String, _ arguments: [String]) -> String {
+        let (executable, args) = invocation(tool, arguments)
+        return ([executable] + args).map { "'" + $0.replacingOccurrences(of: "'", with: "'\\''") + "'" }.joined(separator: " ")
+    }
+}
