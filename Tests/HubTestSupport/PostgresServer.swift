@@ -16,12 +16,19 @@ public actor PostgresServer {
         let asUser: String?
     }
 
-    private var running: Running?
+    private var starting: Task<Running, any Error>?
     private var databases = 0
 
-    /// The server, started on first call. Throws (failing the test) when PostgreSQL is not installed: run scripts/setup.
+    /// The server, started on first call (concurrent callers share that one start). Throws (failing the test) when
+    /// PostgreSQL is not installed: run scripts/setup.
     public func start() async throws -> Running {
-        if let running { return running }
+        if let starting { return try await starting.value }
+        let task = Task { try await Self.launch() }
+        starting = task
+        return try await task.value
+    }
+
+    private static func launch() async throws -> Running {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         guard let version = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last else {
             throw TestFailure("PostgreSQL is not installed (apt-get install postgresql, or run scripts/setup)")
@@ -42,9 +49,8 @@ public actor PostgresServer {
         try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", directory + "/server.log", "-w", "-o",
                                             "-c listen_addresses=127.0.0.1 -p \(port) -k \(server.socketDirectory) -c fsync=off -c max_connections=300",
                                             "start"])
-        try await server.psql("CREATE ROLE hub LOGIN PASSWORD 'hub'")
-        running = server
         PostgresServer.stopAtExit(server)
+        try await server.psql("CREATE ROLE hub LOGIN PASSWORD 'hub'")
         return server
     }
 
