@@ -138,3 +138,21 @@ public protocol OnlineBackup: Sendable {
     /// Writes the copy to `path`, which must not exist. Returns the copy's size in bytes.
     func backup(to path: String) async throws(StoreError) -> Int64
 }
+
+/// A single-use ticket as a shared store keeps it (see HubHTTP's `TicketBook`).
+public struct StoredTicket: Sendable, Hashable {
+    public var tokenID: String
+    public var path: StreamPath
+    public var scope: Scope
+    public var expiresAtMs: Int64
+    public init(tokenID: String, path: StreamPath, scope: Scope, expiresAtMs: Int64) {
+        self.tokenID = tokenID; self.path = path; self.scope = scope; self.expiresAtMs = expiresAtMs
+    }
+}
+
+/// Optional: a store that several nodes share keeps tickets, so a ticket issued on one node is redeemed on any, once.
+public protocol TicketLedger: Sendable {
+    func storeTicket(digest: String, _ ticket: StoredTicket) async throws(StoreError)
+    /// Removes the ticket and returns it if it had not expired at `nowMs`; nil when unknown, used or expired.
+    func redeemTicket(digest: String, nowMs: Int64) async throws(StoreError) -> StoredTicket?
+}

@@ -12,7 +12,7 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
     router.add(middleware: ResponseHeadersMiddleware(metrics: metrics))
     router.add(middleware: ProblemMiddleware(metrics: metrics))
     router.add(middleware: StreamMethodsMiddleware())
-    let tickets = TicketBook()
+    let tickets = TicketBook(ledger: store as? any TicketLedger)
     if localAdmin {
         router.add(middleware: LocalAdminMiddleware())
     } else {

@@ -12,7 +12,8 @@ import Synchronization
 public final class PostgresChangeSignal: ChangeSignal, Service {
     static let channel = "hub_changes"
 
-    let local = LocalChangeSignal()
+    /// The in-process part: this node's waiting readers.
+    public let local = LocalChangeSignal()
     private let settings: PostgresSettings
     private let nodeID: String
     private let logger: Logger

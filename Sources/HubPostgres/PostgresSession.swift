@@ -78,8 +78,16 @@ extension StoreError {
         return state == "40P01" || state == "40001"
     }
 
-    /// A unique-constraint violation (a concurrent insert of the same key won).
-    static func isUniqueViolation(_ error: any Error) -> Bool {
-        (error as? PSQLError)?.serverInfo?[.sqlState] == "23505"
+    /// The database could not be reached or did not answer at all (as opposed to refusing or timing out a statement).
+    static func isConnectivityFailure(_ error: any Error) -> Bool {
+        switch error {
+        case let error as PSQLError:
+            if error.code == .server { return (error.serverInfo?[.sqlState] ?? "").hasPrefix("08") || (error.serverInfo?[.sqlState] ?? "").hasPrefix("57P") }
+            return [.connectionError, .serverClosedConnection, .uncleanShutdown, .sslUnsupported, .failedToAddSSLHandler].contains(error.code)
+        case let error as ConnectionPoolError: return error == .connectionCreationCircuitBreakerTripped
+        case let error as StoreError: if case .unavailable = error { return true } else { return false }  // the deadline passed
+        case is IOError, is ChannelError: return true
+        default: return false
+        }
     }
 }

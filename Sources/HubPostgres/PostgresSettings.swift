@@ -35,29 +35,35 @@ public struct PostgresSettings: Sendable {
     public var statementTimeout: Duration
     public var connectTimeout: Duration
 
-    public init(url: String, poolSize: Int = 10, statementTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(5)) throws(StoreError) {
+    /// What is wrong with a URL or a limit, in words for the operator.
+    public struct InvalidSettings: Error, CustomStringConvertible {
+        public let description: String
+        init(_ description: String) { self.description = description }
+    }
+
+    public init(url: String, poolSize: Int = 10, statementTimeout: Duration = .seconds(5), connectTimeout: Duration = .seconds(5)) throws(InvalidSettings) {
         guard let components = URLComponents(string: url), let scheme = components.scheme, scheme == "postgres" || scheme == "postgresql" else {
-            throw .backend("the PostgreSQL URL must look like postgres://user:password@host:5432/database")
+            throw InvalidSettings("the PostgreSQL URL must look like postgres://user:password@host:5432/database")
         }
         let query = Dictionary((components.queryItems ?? []).map { ($0.name, $0.value ?? "") }, uniquingKeysWith: { $1 })
         for name in query.keys where !["sslmode", "sslrootcert", "host", "application_name"].contains(name) {
-            throw .backend("the PostgreSQL URL has an unknown parameter '\(name)' (known: sslmode, sslrootcert, host)")
+            throw InvalidSettings("the PostgreSQL URL has an unknown parameter '\(name)' (known: sslmode, sslrootcert, host)")
         }
         host = components.host.flatMap { $0.isEmpty ? nil : $0 } ?? "localhost"
         port = components.port ?? 5432
         socketDirectory = query["host"].flatMap { $0.hasPrefix("/") ? $0 : nil }
-        guard let user = components.user, !user.isEmpty else { throw .backend("the PostgreSQL URL names no user (postgres://USER@host/db)") }
+        guard let user = components.user, !user.isEmpty else { throw InvalidSettings("the PostgreSQL URL names no user (postgres://USER@host/db)") }
         username = user.removingPercentEncoding ?? user
         password = components.password.map { $0.removingPercentEncoding ?? $0 }
         let path = components.path.hasPrefix("/") ? String(components.path.dropFirst()) : components.path
-        guard !path.isEmpty else { throw .backend("the PostgreSQL URL names no database (postgres://user@host/DATABASE)") }
+        guard !path.isEmpty else { throw InvalidSettings("the PostgreSQL URL names no database (postgres://user@host/DATABASE)") }
         database = path.removingPercentEncoding ?? path
         guard let mode = TLSMode(rawValue: query["sslmode"] ?? "prefer") else {
-            throw .backend("sslmode must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
+            throw InvalidSettings("sslmode must be one of \(TLSMode.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         tls = mode
         rootCertificatePath = query["sslrootcert"]
-        guard (1...1000).contains(poolSize) else { throw .backend("the PostgreSQL pool size must be between 1 and 1000") }
+        guard (1...1000).contains(poolSize) else { throw InvalidSettings("the PostgreSQL pool size must be between 1 and 1000") }
         self.poolSize = poolSize
         self.statementTimeout = statementTimeout
         self.connectTimeout = connectTimeout

@@ -202,3 +202,24 @@ extension PostgresStreamStore: ExpirySweeping {
         return paths.count
     }
 }
+
+extension PostgresStreamStore: TicketLedger {
+    public func storeTicket(digest: String, _ ticket: StoredTicket) async throws(StoreError) {
+        try await single { db in
+            try await db.run("""
+                INSERT INTO tickets(digest, token_id, path, scope, expires_ms)
+                VALUES(\(digest), \(ticket.tokenID), \(ticket.path.rawValue), \(ticket.scope.rawValue), \(ticket.expiresAtMs))
+                """)
+        }
+    }
+
+    public func redeemTicket(digest: String, nowMs: Int64) async throws(StoreError) -> StoredTicket? {
+        // DELETE … RETURNING: of two nodes redeeming one ticket at once, exactly one gets the row.
+        try await single { db in
+            guard let r = try await db.first("DELETE FROM tickets WHERE digest = \(digest) RETURNING token_id, path, scope, expires_ms"),
+                  let path = StreamPath(try r.text(1)), let scope = Scope(rawValue: try r.text(2)) else { return nil }
+            let expires = try r.int(3)
+            return expires > nowMs ? StoredTicket(tokenID: try r.text(0), path: path, scope: scope, expiresAtMs: expires) : nil
+        }
+    }
+}

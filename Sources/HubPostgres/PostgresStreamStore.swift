@@ -2,6 +2,7 @@ import Foundation
 import HubCore
 import Logging
 import PostgresNIO
+import Synchronization
 
 /// The scale-out backend: every hubd node of a cluster opens one of these on the same PostgreSQL database.
 ///
@@ -19,6 +20,8 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     let nodeID: String
     let maxRecordsPerRead: Int
     private let runner: Task<Void, Never>
+    /// Set when the last attempt found the database unreachable (see `deadline`).
+    private let unreachable = Atomic<Bool>(false)
 
     /// Connects, migrates (or refuses a newer schema) and keeps the pool running until `close`.
     public init(_ settings: PostgresSettings, signal: any ChangeSignal, nodeID: String, maxRecordsPerRead: Int = 10_000,
@@ -51,10 +54,26 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
 
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 
-    /// Longest a request waits on the database before answering 503: a connection, then a statement.
-    var deadline: Duration { settings.connectTimeout + settings.statementTimeout }
+    /// Longest a request waits on the database before answering 503: a connection, then a statement. While the
+    /// database is known to be unreachable, requests give up after a second instead, so an outage answers 503 quickly;
+    /// the first request that succeeds again ends that.
+    private var deadline: Duration {
+        unreachable.load(ordering: .relaxed) ? .seconds(1) : settings.connectTimeout + settings.statementTimeout
+    }
 
-    // MARK: Running work
+    /// Runs `operation` on a pooled connection within the deadline, and maps whatever it throws (one place).
+    private func leased<T: Sendable>(_ operation: @escaping @Sendable (PostgresSession) async throws -> T) async throws -> T {
+        do {
+            let value = try await withDeadline(deadline) { [client, logger] in
+                try await client.withConnection { connection in try await operation(PostgresSession(connection: connection, logger: logger)) }
+            }
+            unreachable.store(false, ordering: .relaxed)
+            return value
+        } catch {
+            if StoreError.isConnectivityFailure(error) { unreachable.store(true, ordering: .relaxed) }
+            throw error
+        }
+    }
 
     /// Runs `work` in a read-write transaction. Deadlocks and serialization failures run it again (PostgreSQL undid
     /// it); after COMMIT the streams it reports changed are woken here, and on every other node through the NOTIFY
@@ -64,23 +83,20 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         while true {
             attempt += 1
             do {
-                let (value, changed) = try await withDeadline(deadline) { [client, logger, nodeID] in
-                    try await client.withConnection { connection in
-                        let session = PostgresSession(connection: connection, logger: logger)
-                        try await session.run("BEGIN")
-                        do {
-                            var changed = Set<Int64>()
-                            let value = try await work(session, &changed)
-                            if !changed.isEmpty {
-                                let payload = nodeID + " " + changed.map(String.init).joined(separator: ",")
-                                try await session.run("SELECT pg_notify(\(PostgresChangeSignal.channel), \(payload))")
-                            }
-                            try await session.run("COMMIT")
-                            return (value, changed)
-                        } catch {
-                            try? await session.run("ROLLBACK")
-                            throw error
+                let (value, changed) = try await leased { [nodeID] session in
+                    try await session.run("BEGIN")
+                    do {
+                        var changed = Set<Int64>()
+                        let value = try await work(session, &changed)
+                        if !changed.isEmpty {
+                            let payload = nodeID + " " + changed.map(String.init).joined(separator: ",")
+                            try await session.run("SELECT pg_notify(\(PostgresChangeSignal.channel), \(payload))")
                         }
+                        try await session.run("COMMIT")
+                        return (value, changed)
+                    } catch {
+                        try? await session.run("ROLLBACK")
+                        throw error
                     }
                 }
                 for key in changed { signal.publish(key) }
@@ -98,18 +114,15 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     /// Runs `work` in one read-only snapshot (REPEATABLE READ), so its several statements agree with each other.
     func snapshot<T: Sendable>(_ work: @escaping @Sendable (PostgresSession) async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await withDeadline(deadline) { [client, logger] in
-                try await client.withConnection { connection in
-                    let session = PostgresSession(connection: connection, logger: logger)
-                    try await session.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-                    do {
-                        let value = try await work(session)
-                        try await session.run("COMMIT")
-                        return value
-                    } catch {
-                        try? await session.run("ROLLBACK")
-                        throw error
-                    }
+            return try await leased { session in
+                try await session.run("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                do {
+                    let value = try await work(session)
+                    try await session.run("COMMIT")
+                    return value
+                } catch {
+                    try? await session.run("ROLLBACK")
+                    throw error
                 }
             }
         } catch {
@@ -117,12 +130,10 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         }
     }
 
-    /// One statement outside any explicit transaction.
+    /// Statements outside any explicit transaction.
     func single<T: Sendable>(_ work: @escaping @Sendable (PostgresSession) async throws -> T) async throws(StoreError) -> T {
         do {
-            return try await withDeadline(deadline) { [client, logger] in
-                try await client.withConnection { connection in try await work(PostgresSession(connection: connection, logger: logger)) }
-            }
+            return try await leased(work)
         } catch {
             throw StoreError(postgres: error)
         }
@@ -180,21 +191,70 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         }
     }
 
+    /// Ready when the database answers and, with the cluster's change signal, while it listens for other nodes' changes
+    /// (without that, appends on other nodes would reach this node's live readers only when they time out).
     public func checkReadiness() async throws(StoreError) {
         try await single { db in try await db.run("SELECT 1") }
+        if let cluster = signal as? PostgresChangeSignal, !cluster.isListening {
+            throw .unavailable("not listening for other nodes' changes (yet)")
+        }
     }
 }
 
 /// Runs `operation`, or gives up with `.unavailable` after `limit` (the pool may wait for a connection that cannot
-/// be made; a request must not hang with it).
+/// be made; a request must not hang with it). The operation is cancelled then, but not waited for: a driver call that
+/// does not honour cancellation must not hold the request (a task group would wait for it).
 func withDeadline<T: Sendable>(_ limit: Duration, _ operation: @escaping @Sendable () async throws -> T) async throws -> T {
-    try await withThrowingTaskGroup(of: T.self) { group in
-        group.addTask { try await operation() }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw StoreError.unavailable("the database did not answer within \(limit)")
+    let race = DeadlineRace<T>()
+    return try await withTaskCancellationHandler {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+            race.start(continuation, work: Task { try await operation() }, limit: limit)
         }
-        defer { group.cancelAll() }
-        return try await group.next()!
+    } onCancel: {
+        race.finish(.failure(CancellationError()))
+    }
+}
+
+/// The first of the operation, the timer and the caller's cancellation to finish resumes the caller; the others are
+/// cancelled.
+private final class DeadlineRace<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var work: Task<T, any Error>?
+        var timer: Task<Void, Never>?
+        var outcome: Result<T, any Error>?
+    }
+    private let state = Mutex(State())
+
+    func start(_ continuation: CheckedContinuation<T, any Error>, work: Task<T, any Error>, limit: Duration) {
+        let timer = Task { [self] in
+            try? await Task.sleep(for: limit)
+            if !Task.isCancelled { finish(.failure(StoreError.unavailable("the database did not answer within \(limit)"))) }
+        }
+        let early = state.withLock { state -> Result<T, any Error>? in
+            if let outcome = state.outcome { return outcome }  // cancelled before it started
+            state.continuation = continuation; state.work = work; state.timer = timer
+            return nil
+        }
+        if let early {
+            work.cancel(); timer.cancel()
+            continuation.resume(with: early)
+            return
+        }
+        Task { [self] in
+            do { finish(.success(try await work.value)) } catch { finish(.failure(error)) }
+        }
+    }
+
+    func finish(_ outcome: Result<T, any Error>) {
+        let (continuation, work, timer) = state.withLock { state in
+            guard state.outcome == nil else { return (nil, nil, nil) as (CheckedContinuation<T, any Error>?, Task<T, any Error>?, Task<Void, Never>?) }
+            state.outcome = outcome
+            defer { state.continuation = nil; state.work = nil; state.timer = nil }
+            return (state.continuation, state.work, state.timer)
+        }
+        work?.cancel()
+        timer?.cancel()
+        continuation?.resume(with: outcome)
     }
 }

@@ -1,7 +1,6 @@
 import Foundation
 import HubCore
 import HubHTTP
-import HubSQLite
 import HubSystemd
 import Hummingbird
 import Logging
@@ -32,9 +31,8 @@ public struct Hub: Sendable {
         } catch {
             throw ConfigurationError("cannot create data directory \(config.dataDirectory): \(error.localizedDescription)")
         }
-        let signal = LocalChangeSignal()
-        let store = try SQLiteStreamStore(.init(path: config.databasePath, synchronous: config.synchronous), signal: signal)
-        logger.info("store open", metadata: ["hub.db": "\(config.databasePath)", "hub.synchronous": "\(config.synchronous.rawValue)"])
+        let opened = try await OpenedStore.open(config, logger: logger)
+        let store = opened.store, signal = opened.signal, localSignal = opened.localSignal
 
         if config.auth == .tokens { try await AdminBootstrap.ensureAdminToken(store: store, dataDirectory: config.dataDirectory, logger: logger) }
         let auth = Authenticator(configuration: AuthConfiguration(mode: config.auth == .open ? .open : .tokens, allowQueryTokens: config.allowQueryTokens,
@@ -42,7 +40,7 @@ public struct Hub: Sendable {
         let metrics = HubMetrics(version: HubVersion.current)
         let httpListener = NIOLockedValueBox<String?>(nil)
         let facts = ServerFacts(version: HubVersion.current, startedAtMs: Int64(Date().timeIntervalSince1970 * 1000),
-                                effectiveConfig: config.effective, liveReaders: { signal.waiterCount + metrics.parkedAtTail },
+                                effectiveConfig: config.effective, liveReaders: { localSignal.waiterCount + metrics.parkedAtTail },
                                 httpListener: { httpListener.withLockedValue { $0 } })
         var console = ConsoleAssets.none
         if let directory = config.webDirectoryPath {
@@ -105,11 +103,11 @@ public struct Hub: Sendable {
             }))
         }
         var groupConfig = ServiceGroupConfiguration(
-            services: [.init(service: StoreService(store: store))] + servers + [
+            services: opened.services.map { .init(service: $0) } + servers + [
                 .init(service: ExpirySweepService(store: store, interval: config.expirySweepInterval, logger: logger)),
                 .init(service: RetentionService(store: store, interval: config.retentionInterval, dedupWindow: config.http.dedupWindow,
                                                 metrics: metrics, logger: logger)),
-                .init(service: WatchdogService(notifier: notifier) { "serving; \(signal.waiterCount) live readers waiting" }),
+                .init(service: WatchdogService(notifier: notifier) { "serving; \(localSignal.waiterCount) live readers waiting" }),
                 .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
                     // Certificates first: if they do not load, nothing of the new configuration applies.
                     try tlsCertificates?.reload()
@@ -123,20 +121,11 @@ public struct Hub: Sendable {
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
         groupConfig.maximumGracefulShutdownDuration = config.shutdownGrace
-        return Hub(group: ServiceGroup(configuration: groupConfig), signal: signal, metrics: metrics)
+        return Hub(group: ServiceGroup(configuration: groupConfig), signal: localSignal, metrics: metrics)
     }
 
     public func run() async throws { try await group.run() }
     public func shutdown() async { await group.triggerGracefulShutdown() }
-}
-
-/// Keeps the store open while the hub runs; closes it (finishing queued writes) last on shutdown.
-struct StoreService: Service {
-    let store: SQLiteStreamStore
-    func run() async throws {
-        try? await gracefulShutdown()
-        await store.close()
-    }
 }
 
 /// On graceful shutdown, tells systemd (STOPPING=1) and ends every long-poll and SSE response so the HTTP server

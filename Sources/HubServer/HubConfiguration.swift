@@ -1,5 +1,6 @@
 import Foundation
 import HubHTTP
+import HubPostgres
 import HubSQLite
 import Logging
 
@@ -20,6 +21,10 @@ public struct HubConfiguration: Sendable {
     /// Shared with the log handler, so a reload changes the level of every logger at once.
     public var logLevel = LogLevelBox(.info)
     public var synchronous = SQLiteStreamStore.Synchronous.normal
+    /// Which backend holds the data: one SQLite file in the data directory, or a PostgreSQL database several nodes share.
+    public var store = StoreKind.sqlite
+    /// The PostgreSQL connection (`store = postgres`); its URL carries the password, which `effective` never shows.
+    public var postgres: PostgresSettings?
     public var http = HTTPLimits()
     /// Requests per second per token (bursts of twice that); 0 = unlimited.
     public var rateLimitToken: Double = 10_000
@@ -50,9 +55,13 @@ public struct HubConfiguration: Sendable {
 
     public init() {}
 
+    public enum StoreKind: String, Sendable, CaseIterable {
+        case sqlite, postgres
+    }
+
     public var databasePath: String { dataDirectory + "/hub.db" }
     /// The effective configuration by option name, as `--print-config` and `GET /v1/admin/config` show it.
-    /// Nothing here is secret yet; secrets (database URLs with passwords) will be redacted here.
+    /// Secrets never appear: the PostgreSQL URL is shown without its password.
     public var effective: [String: String] {
         [
             "listen": "\(listenHost):\(listenPort)", "data-dir": dataDirectory, "auth": auth.rawValue,
@@ -66,6 +75,8 @@ public struct HubConfiguration: Sendable {
             "retention-interval": Self.formatDuration(retentionInterval), "ws-ping-interval": Self.formatDuration(http.webSocketPing),
             "ws-send-timeout": Self.formatDuration(http.webSocketSendTimeout), "consumer-ack-wait": Self.formatDuration(http.consumerAckWait),
             "consumer-max-in-flight": String(http.consumerMaxInFlight), "web-dir": webDirectoryPath ?? "",
+            "store": store.rawValue, "postgres-url": postgres?.redacted ?? "", "postgres-pool-size": postgres.map { String($0.poolSize) } ?? "",
+            "postgres-statement-timeout": postgres.map { Self.formatDuration($0.statementTimeout) } ?? "",
         ]
     }
 
@@ -99,7 +110,8 @@ extension HubConfiguration {
                                      "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
                                      "metrics-require-token", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
                                      "self-service-slots", "self-service-per-hour", "retention-interval", "ws-ping-interval", "ws-send-timeout",
-                                     "consumer-ack-wait", "consumer-max-in-flight", "web-dir"]
+                                     "consumer-ack-wait", "consumer-max-in-flight", "web-dir", "store", "postgres-url",
+                                     "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -207,11 +219,54 @@ extension HubConfiguration {
         }
         if let (v, _) = value("tls-cert"), !v.isEmpty { config.tlsCertificate = v }
         if let (v, _) = value("tls-key"), !v.isEmpty { config.tlsKey = v }
+        try resolveStore(&config, value)
         let tlsParts = [config.tlsListen != nil, config.tlsCertificate != nil, config.tlsKey != nil]
         guard tlsParts.allSatisfy({ $0 }) || !tlsParts.contains(true) else {
             throw ConfigurationError("tls-listen, tls-cert and tls-key go together: set all three for the TLS listener, or none")
         }
         return config
+    }
+
+    /// `store` and the PostgreSQL options, which only mean something together.
+    private static func resolveStore(_ config: inout HubConfiguration, _ value: (String) -> (String, String)?) throws(ConfigurationError) {
+        if let (v, source) = value("store") {
+            guard let kind = StoreKind(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not sqlite or postgres") }
+            config.store = kind
+        }
+        let postgresOptions = ["postgres-url", "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
+        guard config.store == .postgres else {
+            if let option = postgresOptions.first(where: { value($0) != nil }), let (_, source) = value(option) {
+                throw ConfigurationError("\(source): PostgreSQL options need store = postgres")
+            }
+            return
+        }
+        guard let (url, urlSource) = value("postgres-url") else {
+            throw ConfigurationError("store = postgres needs postgres-url (e.g. postgres://hub@db.example:5432/hub?sslmode=verify-full)")
+        }
+        var poolSize = 10
+        if let (v, source) = value("postgres-pool-size") {
+            guard let n = Int(v), (1...1000).contains(n) else { throw ConfigurationError("\(source): '\(v)' is not a connection count from 1 to 1000") }
+            poolSize = n
+        }
+        var statementTimeout = Duration.seconds(5)
+        if let (v, source) = value("postgres-statement-timeout") {
+            guard let d = parseDuration(v), d >= .milliseconds(100), d <= .seconds(600) else {
+                throw ConfigurationError("\(source): '\(v)' is not a duration from 100ms to 600s")
+            }
+            statementTimeout = d
+        }
+        var settings: PostgresSettings
+        do {
+            settings = try PostgresSettings(url: url, poolSize: poolSize, statementTimeout: statementTimeout)
+        } catch {
+            throw ConfigurationError("\(urlSource): \(error)")
+        }
+        if let (path, source) = value("postgres-password-file") {
+            // A file (a systemd credential, say) keeps the password out of the URL, the environment and `ps`.
+            guard let text = try? String(contentsOfFile: path, encoding: .utf8) else { throw ConfigurationError("\(source): cannot read '\(path)'") }
+            settings.password = text.trimmingCharacters(in: .newlines)
+        }
+        config.postgres = settings
     }
 
     /// `host:port`, `[v6]:port` or `:port` (all interfaces).

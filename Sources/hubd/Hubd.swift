@@ -26,6 +26,7 @@ struct Hubd: AsyncParsableCommand {
               hubd --config /etc/eventhub/hub.yaml --check-config
               hubd --listen 0.0.0.0:4437 --data-dir /var/lib/eventhub
               HUB_LONG_POLL_TIMEOUT=500ms hubd --listen 127.0.0.1:0 --auth open
+              HUB_POSTGRES_URL=postgres://hub:secret@db:5432/hub hubd --store postgres
 
             Exit codes: 0 after a clean shutdown (SIGTERM/SIGINT), 1 on a runtime
             failure, 78 on a bad configuration.
@@ -41,6 +42,14 @@ struct Hubd: AsyncParsableCommand {
     @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data: 500ms, 30s, 2m (default: 30s).") var longPollTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: info).") var logLevel: String?
     @Option(help: "normal (acknowledged appends survive kill -9, the default) or full (also power loss).") var synchronous: String?
+    @Option(help: "sqlite (one file in --data-dir, the default) or postgres (several nodes on one database; needs --postgres-url).") var store: String?
+    @Option(name: .customLong("postgres-url"), help: "postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE[?sslmode=verify-full&sslrootcert=FILE] (store = postgres).")
+    var postgresUrl: String?
+    @Option(name: .customLong("postgres-password-file"), help: "File holding the database password, instead of putting it in the URL.")
+    var postgresPasswordFile: String?
+    @Option(name: .customLong("postgres-pool-size"), help: "Database connections per node, plus one for LISTEN (default: 10).") var postgresPoolSize: String?
+    @Option(name: .customLong("postgres-statement-timeout"), help: "Longest statement, and longest wait for a connection; then 503 (default: 5s).")
+    var postgresStatementTimeout: String?
     @Option(name: .customLong("max-body-bytes"), help: "Largest request body in bytes; larger get 413 (default: 16777216).") var maxBodyBytes: String?
     @Option(name: .customLong("admin-socket"), help: "Local admin unix socket, mode 0600; '' for none (default: {data-dir}/admin.sock).") var adminSocket: String?
     @Option(name: .customLong("web-dir"), help: "The web console's files, served at /console/; '' for no console (default: /usr/share/eventhub/web, else ./web).") var webDir: String?
@@ -77,6 +86,8 @@ struct Hubd: AsyncParsableCommand {
         flags["max-message-bytes"] = maxMessageBytes; flags["dedup-window"] = dedupWindow; flags["self-service-slots"] = selfServiceSlots
         flags["self-service-per-hour"] = selfServicePerHour; flags["retention-interval"] = retentionInterval; flags["ws-ping-interval"] = wsPingInterval
         flags["ws-send-timeout"] = wsSendTimeout; flags["consumer-ack-wait"] = consumerAckWait; flags["consumer-max-in-flight"] = consumerMaxInFlight
+        flags["store"] = store; flags["postgres-url"] = postgresUrl; flags["postgres-password-file"] = postgresPasswordFile
+        flags["postgres-pool-size"] = postgresPoolSize; flags["postgres-statement-timeout"] = postgresStatementTimeout
         let config: HubConfiguration
         do {
             config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)

@@ -50,8 +50,13 @@ public final class HubdProcess: Sendable {
 
     public var client: TestHTTPClient { TestHTTPClient(port: port) }
 
+    private let killed = Atomic(false)
+    /// True once `kill9` ended it.
+    public var wasKilled: Bool { killed.load(ordering: .relaxed) }
+
     /// SIGKILL: no chance to flush or clean up, like a power cut for the process (not for the OS).
     public func kill9() async {
+        killed.store(true, ordering: .relaxed)
         process.signal(SIGKILL)
         _ = await process.wait()
     }

@@ -1,11 +1,15 @@
 import Foundation
+import Synchronization
 
 /// A real PostgreSQL server for the tests (Debian's `postgresql` package): initdb into a temporary directory, then
-/// pg_ctl on loopback with a free port — no systemd, nothing under /etc or /var/lib. One server per test process,
-/// started on first use and stopped at exit; every test gets its own database (`freshDatabase`).
+/// pg_ctl on loopback with a free port — no systemd, nothing under /etc or /var/lib. `shared` is one server per test
+/// process, started on first use and stopped at exit; every test gets its own database (`freshDatabase`). A test that
+/// stops or restarts the server makes its own (`PostgresServer()`), so it disturbs no other test.
 /// Runs the server as the `postgres` user when the tests run as root (PostgreSQL refuses to run as root).
 public actor PostgresServer {
     public static let shared = PostgresServer()
+
+    public init() {}
 
     public struct Running: Sendable {
         public let port: Int
@@ -45,10 +49,22 @@ public actor PostgresServer {
         let server = Running(port: port, directory: directory, binaries: binaries, asUser: asUser)
         try await server.command("initdb", ["-D", server.dataDirectory, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust",
                                             "--auth-host=scram-sha-256", "--no-sync"])
-        // fsync off: the tests kill hubd nodes, never the machine; restarts use pg_ctl's clean fast shutdown.
-        try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", directory + "/server.log", "-w", "-o",
-                                            "-c listen_addresses=127.0.0.1 -p \(port) -k \(server.socketDirectory) -c fsync=off -c max_connections=300",
-                                            "start"])
+        // In the server's own configuration file, so a restart keeps them. fsync off: the tests kill hubd nodes,
+        // never the machine, and restarts use pg_ctl's clean fast shutdown.
+        let settings = """
+
+            listen_addresses = '127.0.0.1'
+            port = \(port)
+            unix_socket_directories = '\(server.socketDirectory)'
+            fsync = off
+            max_connections = 300
+
+            """
+        guard let file = FileHandle(forWritingAtPath: server.dataDirectory + "/postgresql.conf") else { throw TestFailure("no postgresql.conf") }
+        file.seekToEndOfFile()
+        file.write(Data(settings.utf8))
+        file.closeFile()
+        try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", directory + "/server.log", "-w", "start"])
         PostgresServer.stopAtExit(server)
         try await server.psql("CREATE ROLE hub LOGIN PASSWORD 'hub'")
         return server
@@ -63,22 +79,40 @@ public actor PostgresServer {
         return "postgres://hub:hub@127.0.0.1:\(server.port)/\(name)?sslmode=disable"
     }
 
-    /// Stops the server the fast way (clients disconnected, a clean shutdown), then starts it again on the same port.
+    /// Stops the server the fast way (clients disconnected, a clean shutdown), runs `body` while it is down, then
+    /// starts it again on the same port.
     public func restart(while body: @Sendable () async throws -> Void = {}) async throws {
         let server = try await start()
         try await server.command("pg_ctl", ["-D", server.dataDirectory, "-m", "fast", "-w", "stop"])
-        try await body()
+        do {
+            try await body()
+        } catch {
+            try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", server.directory + "/server.log", "-w", "start"])
+            throw error
+        }
         try await server.command("pg_ctl", ["-D", server.dataDirectory, "-l", server.directory + "/server.log", "-w", "start"])
     }
 
-    nonisolated(unsafe) private static var atExit: Running?
+    /// Stops the server now and removes its files (a private server, at the end of its test).
+    public func stop() async {
+        guard let starting, let server = try? await starting.value else { return }
+        _ = system(server.shellCommand("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"]) + " >/dev/null 2>&1; rm -rf '\(server.directory)'")
+        self.starting = nil
+    }
 
+    private static let atExit = Mutex<[Running]>([])
+
+    /// Every server still running when the test process exits is stopped (and its files removed).
     private static func stopAtExit(_ server: Running) {
-        atExit = server
+        let first = atExit.withLock { servers in
+            servers.append(server)
+            return servers.count == 1
+        }
+        guard first else { return }
         atexit {
-            guard let server = PostgresServer.atExit else { return }
-            let stop = server.shellCommand("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"])
-            _ = system(stop + " >/dev/null 2>&1; rm -rf '\(server.directory)'")
+            for server in PostgresServer.atExit.withLock({ $0 }) {
+                _ = system(server.shellCommand("pg_ctl", ["-D", server.dataDirectory, "-m", "immediate", "-w", "stop"]) + " >/dev/null 2>&1; rm -rf '\(server.directory)'")
+            }
         }
     }
 }

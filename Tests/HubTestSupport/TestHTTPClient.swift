@@ -1,4 +1,5 @@
 import Foundation
+import HubProtocol
 import NIOCore
 import NIOHTTP1
 import NIOPosix
@@ -86,5 +87,38 @@ public struct TestHTTPClient: Sendable {
         try await outbound.write(.head(HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: fields)))
         if let body, body.readableBytes > 0 { try await outbound.write(.body(.byteBuffer(body))) }
         try await outbound.write(.end(nil))
+    }
+}
+
+extension TestHTTPClient {
+    /// Reads an SSE response, handing each parsed event to `onEvent` until it returns false or the server ends the
+    /// response. Returns the response head and whether the server ended it (as opposed to us stopping early).
+    /// `limit` only guards against a hung test; correct runs finish on events, never on the clock.
+    @discardableResult
+    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(20),
+                    onHead: @escaping @Sendable (HTTPResponseHead) -> Void = { _ in },
+                    onEvent: @escaping @Sendable (SSEEvent) async throws -> Bool) async throws -> Bool {
+        let client = self
+        return try await withThrowingTaskGroup(of: Bool.self) { group in
+            group.addTask {
+                var parser = SSEParser()
+                var stoppedEarly = false
+                try await client.stream(url, headers: headers, onHead: onHead) { chunk in
+                    for event in parser.feed(chunk) where try await !onEvent(event) {
+                        stoppedEarly = true
+                        return false
+                    }
+                    return true
+                }
+                return !stoppedEarly
+            }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                throw TestFailure("SSE read of \(url) did not finish within \(limit)")
+            }
+            let ended = try await group.next()!
+            group.cancelAll()
+            return ended
+        }
     }
 }

@@ -226,7 +226,7 @@ struct AdminController: Sendable {
         let grant = try context.requireHubAdmin()
         let body = try await Self.decode(BackupRequest.self, request)
         guard let backup = store as? any OnlineBackup else {
-            throw HubProblem(status: .notImplemented, code: "backup-unsupported", detail: "This store is backed up with its own tools.")
+            throw HubProblem(status: .notImplemented, code: "backup-unsupported", detail: "This hub keeps its data in PostgreSQL, which backs it up with its own tools (pg_dump, pg_basebackup, WAL archiving); see docs/operations/postgres.md.")
         }
         let bytes = try await backup.backup(to: body.path)
         try await store.recordAudit(actor: grant.tokenID, action: "backup", target: body.path)

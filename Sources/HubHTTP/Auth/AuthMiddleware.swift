@@ -22,7 +22,7 @@ struct AuthMiddleware: RouterMiddleware {
         let query = request.uri.query == nil ? nil : request.uri.queryParameters
         do {
             if let ticket = query?["ticket"] {
-                context.grant = try tickets.redeem(String(ticket), nowMs: Int64(Date().timeIntervalSince1970 * 1000))
+                context.grant = try await tickets.redeem(String(ticket), nowMs: Int64(Date().timeIntervalSince1970 * 1000))
             } else {
                 context.grant = try await authenticator.grant(authorization: request.headers[.authorization], queryToken: query?.has("access_token") ?? false,
                                                               address: context.remoteAddress?.ipAddress)

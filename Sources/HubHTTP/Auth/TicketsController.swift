@@ -26,7 +26,7 @@ struct TicketsController: Sendable {
         guard let scope = Scope(rawValue: body.scope ?? "read"), scope != .admin else {
             throw HubProblem(status: .badRequest, code: "invalid-body", detail: "scope must be read, append, create, delete or consume.")
         }
-        let issued = try tickets.issue(path: path, scope: scope, owner: grant, nowMs: AdminController.nowMs)
+        let issued = try await tickets.issue(path: path, scope: scope, owner: grant, nowMs: AdminController.nowMs)
         let document = TicketDocument(ticket: issued.ticket, path: path.rawValue, scope: scope.rawValue,
                                       expiresAt: RFC3339.format(millisecondsSince1970: issued.expiresAtMs))
         return try AdminController.json(document, status: .created)
