@@ -228,7 +228,9 @@ extension HubConfiguration {
     }
 
     /// `store` and the PostgreSQL options, which only mean something together.
-    private static func resolveStore(_ config: inout HubConfiguration, _ value: (String) -> (String, String)?) throws(ConfigurationError) {
+    private static func resolveStore(_ config: inout HubConfiguration, _ anyValue: (String) -> (String, String)?) throws(ConfigurationError) {
+        // Empty means unset, as `--print-config` writes the PostgreSQL options of an SQLite hub.
+        func value(_ option: String) -> (String, String)? { anyValue(option).flatMap { $0.0.isEmpty ? nil : $0 } }
         if let (v, source) = value("store") {
             guard let kind = StoreKind(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not sqlite or postgres") }
             config.store = kind

@@ -32,6 +32,42 @@ struct ConfigurationTests {
         #expect(again.effective == original.effective)
     }
 
+    @Test("the PostgreSQL store: its options go together, the URL is checked, and its password is never shown")
+    func postgresOptions() throws {
+        func refusal(_ flags: [String: String], _ env: [String: String] = [:]) -> String {
+            do {
+                _ = try HubConfiguration.resolve(flags: flags, environment: env)
+                return ""
+            } catch {
+                return error.description
+            }
+        }
+        #expect(refusal(["store": "postgres"]).contains("needs postgres-url"))
+        #expect(refusal(["store": "mysql"]).contains("is not sqlite or postgres"))
+        #expect(refusal(["postgres-url": "postgres://hub@db/hub"]).contains("need store = postgres"))
+        #expect(refusal(["store": "postgres", "postgres-url": "mysql://db/hub"]).contains("must look like postgres://"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://db/hub"]).contains("names no user"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://hub@db/"]).contains("names no database"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://hub@db/hub?sslmode=sometimes"]).contains("sslmode must be one of"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://hub@db/hub?timeout=3"]).contains("unknown parameter 'timeout'"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://hub@db/hub", "postgres-pool-size": "0"]).contains("connection count"))
+        #expect(refusal(["store": "postgres", "postgres-url": "postgres://hub@db/hub", "postgres-statement-timeout": "1ms"]).contains("100ms"))
+
+        let config = try HubConfiguration.resolve(flags: ["store": "postgres", "postgres-pool-size": "3"],
+                                                  environment: ["HUB_POSTGRES_URL": "postgres://hub:s3cret@db.example:6432/events?sslmode=verify-full"])
+        let settings = try #require(config.postgres)
+        #expect(settings.host == "db.example" && settings.port == 6432 && settings.database == "events" && settings.username == "hub")
+        #expect(settings.password == "s3cret" && settings.tls == .verifyFull && settings.poolSize == 3)
+        #expect(config.effective["postgres-url"] == "postgres://hub:***@db.example:6432/events?sslmode=verify-full")
+        #expect(!config.effective.values.contains { $0.contains("s3cret") }, "the password appears nowhere in the effective configuration")
+
+        let directory = try TemporaryDirectory()
+        try "from-file\n".write(toFile: directory.path + "/pw", atomically: true, encoding: .utf8)
+        let fromFile = try HubConfiguration.resolve(flags: ["store": "postgres", "postgres-url": "postgres://hub@127.0.0.1/hub?sslmode=disable",
+                                                            "postgres-password-file": directory.path + "/pw"], environment: [:])
+        #expect(fromFile.postgres?.password == "from-file")
+    }
+
     @Test("bad files and values are refused with the key and line")
     func errors() {
         #expect(throws: ConfigurationError.self) { try ConfigurationFile.parse("lisen: 1\n", source: "f") }
