@@ -381,6 +381,10 @@ final class Sender: Sendable {
         }
     }
 
+    /// How long a stalled connection has to take its 4008 close frame before it is dropped (what the WebSocket
+    /// close handshake gets anyway).
+    static let closeGrace: Duration = .seconds(10)
+
     /// Runs until cancelled or the connection stalls.
     func watch() async -> WebSocketController.Ending {
         let limitNs = UInt64(timeout.milliseconds) * 1_000_000
@@ -390,10 +394,11 @@ final class Sender: Sendable {
             guard since != 0, DispatchTime.now().uptimeNanoseconds &- since >= limitNs else { continue }
             stalled.store(true, ordering: .relaxed)
             metrics.slowConsumerClosed()
-            // The close frame queues behind what the client has not read; if it cannot go out soon, drop the connection.
+            // The close frame queues behind what the client has not read (at most the channel's high-water mark), so a
+            // client that reads again gets everything and then 4008. One that never does is dropped after the grace.
             let outbound = self.outbound, channel = self.channel
             Task { try? await outbound.close(WebSocketController.CloseCode.slowConsumer, reason: "slow-consumer") }
-            try? await Task.sleep(for: .seconds(2))
+            try? await Task.sleep(for: Self.closeGrace)
             channel.close(promise: nil)
             return .stalled
         }
