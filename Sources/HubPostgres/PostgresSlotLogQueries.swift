@@ -222,16 +222,8 @@ enum PostgresSlotLogQueries {
     /// Most records one retention pass removes from a slot, so one transaction never holds the slot lock for long.
     static let trimBatch: UInt64 = 20_000
 
-    /// A slot's record limit holds at every commit (see the SQLite backend); age and bytes are the sweep's.
-    static func applyRecordLimit(_ db: PostgresSession, slot name: SlotName, changed: inout Set<Int64>) async throws {
-        let slot = try await slot(db, name)
-        guard let maxRecords = slot.maxRecords, slot.headSeq > UInt64(maxRecords), slot.headSeq - UInt64(maxRecords) > slot.floorSeq else { return }
-        let through = min(slot.headSeq - UInt64(maxRecords), slot.floorSeq + trimBatch)
-        _ = try await trim(db, slotID: slot.id, through: through, changed: &changed)
-    }
-
     /// Applies `slot`'s retention (its row locked by the caller); returns the records removed (at most `trimBatch`).
-    static func applyRetention(_ db: PostgresSession, slot: SlotRow, nowMs: Int64, changed: inout Set<Int64>) async throws -> Int {
+    static func applyRetention(_ db: PostgresSession, slot: SlotRow, nowMs: Int64) async throws -> Int {
         var through = slot.floorSeq
         if let maxRecords = slot.maxRecords, slot.headSeq > UInt64(maxRecords) {
             through = max(through, slot.headSeq - UInt64(maxRecords))
@@ -266,11 +258,11 @@ enum PostgresSlotLogQueries {
         }
         through = min(through, slot.floorSeq + trimBatch)
         guard through > slot.floorSeq else { return 0 }
-        return try await trim(db, slotID: slot.id, through: through, changed: &changed)
+        return try await trim(db, slotID: slot.id, through: through)
     }
 
     /// Removes the slot's records with `seq <= through` and raises the floors of the slot and of each stream touched.
-    static func trim(_ db: PostgresSession, slotID: Int64, through: UInt64, changed: inout Set<Int64>) async throws -> Int {
+    static func trim(_ db: PostgresSession, slotID: Int64, through: UInt64) async throws -> Int {
         let removed = try await db.rows("""
             WITH gone AS (DELETE FROM records WHERE slot_id = \(slotID) AND seq <= \(Int64(through)) RETURNING stream_id, pos, seq, length(body) AS bytes),
             per_stream AS (SELECT stream_id, count(*) AS n, sum(bytes)::bigint AS b, max(pos) AS p, max(seq) AS s FROM gone GROUP BY stream_id)

@@ -166,14 +166,18 @@ enum PostgresStreamQueries {
     }
 
     /// Inserts `messages` as records after `row.head`, each with the slot's next `seq` (the slot row is locked by this
-    /// transaction, so the numbers are this commit's alone). The caller updates the stream row and wakes readers.
+    /// transaction, so the numbers are this commit's alone), and keeps the slot's record limit (`max_records` holds at
+    /// every commit; age and byte limits are the sweep's). The caller updates the stream row and wakes readers.
     static func insertRecords(_ db: PostgresSession, _ messages: [NewMessage], into row: StreamRow,
                               nowMs: Int64) async throws -> (count: Int, bytes: Int, firstSeq: UInt64) {
         let count = Int64(messages.count)
-        guard let slotHead = try await db.first("UPDATE slots SET head_seq = head_seq + \(count) WHERE id = \(row.slotID) RETURNING head_seq") else {
+        guard let slot = try await db.first("""
+            UPDATE slots SET head_seq = head_seq + \(count) WHERE id = \(row.slotID) RETURNING head_seq, floor_seq, max_records
+            """) else {
             throw StoreError.backend("slot \(row.slotID) missing")
         }
-        let firstSeq = try slotHead.seq(0) - UInt64(count) + 1
+        let head = try slot.seq(0), floor = try slot.seq(1)
+        let firstSeq = head - UInt64(count) + 1
         let batchEnd = Int64(row.head) + count
         var bytes = 0
         // Multi-row INSERTs: one round trip per chunk instead of per message.
@@ -193,6 +197,10 @@ enum PostgresStreamQueries {
             }
             try await db.run(PostgresQuery(unsafeSQL: sql, binds: binds))
             index += rows
+        }
+        // Capped like a sweep pass: a limit just lowered far below the slot's size is caught up by the sweep.
+        if let maxRecords = try slot.optionalInt(2), head > UInt64(maxRecords), head - UInt64(maxRecords) > floor {
+            _ = try await PostgresSlotLogQueries.trim(db, slotID: row.slotID, through: min(head - UInt64(maxRecords), floor + PostgresSlotLogQueries.trimBatch))
         }
         return (messages.count, bytes, firstSeq)
     }

@@ -125,10 +125,8 @@ extension PostgresStreamStore: AdminStore {
 extension PostgresStreamStore: SlotLog {
     public func appendEvents(_ slot: SlotName, _ events: [NewEvent], createsSlot: Bool, dedupWindowMs: Int64) async throws(StoreError) -> [UInt64] {
         try await write { db, changed in
-            let seqs = try await PostgresSlotLogQueries.appendEvents(db, slot: slot, events: events, createsSlot: createsSlot,
-                                                                     dedupWindowMs: dedupWindowMs, nowMs: Self.nowMs, changed: &changed)
-            try await PostgresSlotLogQueries.applyRecordLimit(db, slot: slot, changed: &changed)
-            return seqs
+            try await PostgresSlotLogQueries.appendEvents(db, slot: slot, events: events, createsSlot: createsSlot, dedupWindowMs: dedupWindowMs,
+                                                          nowMs: Self.nowMs, changed: &changed)
         }
     }
 
@@ -166,9 +164,9 @@ extension PostgresStreamStore: SlotLog {
         for name in slots {
             // One slot per transaction, repeated while a pass hits its cap, so appends interleave with a long trim.
             while true {
-                let n = try await write { db, changed in
+                let n = try await write { db, _ in
                     guard let slot = try await PostgresSlotLogQueries.lockSlot(db, name) else { return 0 }
-                    return try await PostgresSlotLogQueries.applyRetention(db, slot: slot, nowMs: Self.nowMs, changed: &changed)
+                    return try await PostgresSlotLogQueries.applyRetention(db, slot: slot, nowMs: Self.nowMs)
                 }
                 removed += n
                 if n < Int(PostgresSlotLogQueries.trimBatch) { break }

@@ -143,19 +143,13 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
 
     public func create(_ path: StreamPath, _ request: CreateRequest) async throws(StoreError) -> CreateOutcome {
         try await write { db, changed in
-            let outcome = try await PostgresStreamQueries.create(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
-            if outcome.created && !request.messages.isEmpty { try await PostgresSlotLogQueries.applyRecordLimit(db, slot: path.slot, changed: &changed) }
-            return outcome
+            try await PostgresStreamQueries.create(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
         }
     }
 
     public func append(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
         try await write { db, changed in
-            let outcome = try await PostgresStreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
-            if case .appended = outcome, !request.messages.isEmpty {
-                try await PostgresSlotLogQueries.applyRecordLimit(db, slot: path.slot, changed: &changed)
-            }
-            return outcome
+            try await PostgresStreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
         }
     }
 
