@@ -59,6 +59,23 @@ public struct StreamRow: Sendable {
         if isExpired(nowMs: nowMs) { throw forkCount > 0 ? .streamGone(path) : .streamNotFound(path) }
     }
 
+    /// The lineage this stream reads, oldest ancestor first: a fork reads positions up to its fork point from its
+    /// source chain, later ones from itself. `parent` loads an ancestor by id.
+    public func lineage(parent: (Int64) throws(StoreError) -> StreamRow?) throws(StoreError) -> [StreamSegment] {
+        var out: [StreamSegment] = []
+        var current = self
+        var high = head
+        while true {
+            let low = current.parentHead ?? 0
+            if high > low { out.append(StreamSegment(stream: current.id, low: low, high: high, trimmed: current.trimmedPos)) }
+            guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
+            guard let next = try parent(parentID) else { throw .backend("fork source \(parentID) missing") }
+            high = min(high, parentHead)
+            current = next
+        }
+        return out.reversed()
+    }
+
     // MARK: Create
 
     /// Durable Streams §2: an existing stream answers 200 only to the same content type, expiry, closed state and fork.
@@ -151,6 +168,29 @@ public struct StreamRow: Sendable {
             throw .streamSeqRegression(last: last)
         }
         return .write
+    }
+}
+
+/// One stretch of a stream's lineage: the records of `stream` with positions in `(low, high]`, of which retention
+/// removed those up to `trimmed`.
+public struct StreamSegment: Sendable {
+    public let stream: Int64
+    public let low: UInt64
+    public let high: UInt64
+    public let trimmed: UInt64
+}
+
+/// A slot's row as the writers and retention see it.
+public struct SlotRow: Sendable {
+    public let id: Int64
+    public let headSeq: UInt64
+    public let floorSeq: UInt64
+    public let maxAgeSeconds: Int64?
+    public let maxBytes: Int64?
+    public let maxRecords: Int64?
+    public init(id: Int64, headSeq: UInt64, floorSeq: UInt64, maxAgeSeconds: Int64?, maxBytes: Int64?, maxRecords: Int64?) {
+        self.id = id; self.headSeq = headSeq; self.floorSeq = floorSeq
+        self.maxAgeSeconds = maxAgeSeconds; self.maxBytes = maxBytes; self.maxRecords = maxRecords
     }
 }
 

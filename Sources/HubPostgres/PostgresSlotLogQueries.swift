@@ -5,15 +5,6 @@ import PostgresNIO
 /// The slot as one log, by `seq` (HubSQLite's `SlotLogQueries`, for PostgreSQL), and the slot row lock every writer
 /// takes first.
 enum PostgresSlotLogQueries {
-    struct SlotRow {
-        let id: Int64
-        let headSeq: UInt64
-        let floorSeq: UInt64
-        let maxAgeSeconds: Int64?
-        let maxBytes: Int64?
-        let maxRecords: Int64?
-    }
-
     private static let slotColumns = "id, head_seq, floor_seq, max_age_s, max_bytes, max_records"
 
     private static func slotRow(_ r: PostgresRandomAccessRow) throws -> SlotRow {

@@ -1,3 +1,4 @@
+import Foundation
 import HubCore
 import NIOCore
 import PostgresNIO
@@ -242,22 +243,17 @@ enum PostgresStreamQueries {
 
     // MARK: Reading
 
-    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64; let trimmed: UInt64 }
-
-    /// The lineage of `row`, oldest ancestor first. A fork reads positions up to its fork point from its source chain.
-    private static func segments(_ db: PostgresSession, of row: StreamRow) async throws -> [Segment] {
-        var out: [Segment] = []
-        var current = row
-        var high = row.head
-        while true {
-            let low = current.parentHead ?? 0
-            if high > low { out.append(Segment(stream: current.id, low: low, high: high, trimmed: current.trimmedPos)) }
-            guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
-            guard let parent = try await load(db, id: parentID) else { throw StoreError.backend("fork source \(parentID) missing") }
-            high = min(high, parentHead)
-            current = parent
-        }
-        return out.reversed()
+    /// The lineage of `row`, oldest ancestor first, its ancestors loaded in one recursive query.
+    private static func segments(_ db: PostgresSession, of row: StreamRow) async throws -> [StreamSegment] {
+        guard let parentID = row.parentID else { return try row.lineage { (_: Int64) throws(StoreError) in nil } }
+        let prefixed = columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
+        let ancestors = try await db.rows("""
+            WITH RECURSIVE chain AS (SELECT \(unescaped: columns) FROM streams WHERE id = \(parentID)
+                UNION ALL SELECT \(unescaped: prefixed) FROM streams s JOIN chain c ON s.id = c.parent_id)
+            SELECT \(unescaped: columns) FROM chain
+            """).map(Self.row)
+        let byID = Dictionary(ancestors.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
+        return try row.lineage { (id: Int64) throws(StoreError) in byID[id] }
     }
 
     /// Records after `after`, oldest first, stopping at `maxBytes` or `maxRecords` (at least one record); the same

@@ -6,15 +6,6 @@ import NIOCore
 /// consumers and retention. Same conventions as `StreamQueries`: writes run in the writer's transaction and report
 /// what changed, reads run in one snapshot.
 enum SlotLogQueries {
-    struct SlotRow {
-        let id: Int64
-        let headSeq: UInt64
-        let floorSeq: UInt64
-        let maxAgeSeconds: Int64?
-        let maxBytes: Int64?
-        let maxRecords: Int64?
-    }
-
     static func slot(_ db: SQLiteConnection, _ name: SlotName) throws(StoreError) -> SlotRow {
         let row = try db.first("SELECT id, head_seq, floor_seq, max_age_s, max_bytes, max_records FROM slots WHERE name = ?",
                                [.text(name.rawValue)]) { s in

@@ -228,23 +228,8 @@ enum StreamQueries {
 
     // MARK: Reading
 
-    /// One stretch of a stream's lineage: records of `stream` with positions in `(low, high]`.
-    private struct Segment { let stream: Int64; let low: UInt64; let high: UInt64; let trimmed: UInt64 }
-
-    /// The lineage of `row`, oldest ancestor first. A fork reads positions up to its fork point from its source chain.
-    private static func segments(_ db: SQLiteConnection, of row: StreamRow) throws(StoreError) -> [Segment] {
-        var out: [Segment] = []
-        var current = row
-        var high = row.head
-        while true {
-            let low = current.parentHead ?? 0
-            if high > low { out.append(Segment(stream: current.id, low: low, high: high, trimmed: current.trimmedPos)) }
-            guard let parentID = current.parentID, let parentHead = current.parentHead else { break }
-            guard let parent = try load(db, id: parentID) else { throw .backend("fork source \(parentID) missing") }
-            high = min(high, parentHead)
-            current = parent
-        }
-        return out.reversed()
+    private static func segments(_ db: SQLiteConnection, of row: StreamRow) throws(StoreError) -> [StreamSegment] {
+        try row.lineage { id throws(StoreError) in try load(db, id: id) }
     }
 
     /// Records after `after`, oldest first, stopping once `maxBytes` or `maxRecords` is reached (at least one record).
