@@ -9,6 +9,26 @@ import PostgresNIO
 struct PostgresSession {
     let connection: PostgresConnection
     let logger: Logger
+    /// This node's tag on the notifications it sends (see `PostgresChangeSignal`).
+    let nodeID: String
+    private let notice = Notice()
+
+    init(connection: PostgresConnection, logger: Logger, nodeID: String = "") {
+        self.connection = connection; self.logger = logger; self.nodeID = nodeID
+    }
+
+    /// Whether the transaction already sent its wake-up for other nodes (folded into its last statement to save a
+    /// round trip); otherwise the store sends it before COMMIT.
+    private final class Notice: @unchecked Sendable { var sent = false }
+
+    /// The NOTIFY payload for the keys a transaction changed: `<node> <key>,<key>…`.
+    func notification(_ changed: Set<Int64>) -> String {
+        nodeID + " " + changed.map(String.init).joined(separator: ",")
+    }
+
+    /// Records that the caller's last statement sent `notification(changed)` with every key the transaction changed.
+    func notified() { notice.sent = true }
+    var hasNotified: Bool { notice.sent }
 
     func rows(_ query: PostgresQuery) async throws -> [PostgresRandomAccessRow] {
         try await connection.query(query, logger: logger).collect().map { $0.makeRandomAccess() }

@@ -12,16 +12,24 @@ enum PostgresStreamQueries {
         trimmed_pos, trimmed_seq
         """
 
-    static func row(_ r: PostgresRandomAccessRow) throws -> StreamRow {
-        guard let path = StreamPath(try r.text(1)), let type = ContentType(validating: try r.text(3)) else {
-            throw StoreError.backend("corrupt stream row \(try r.int(0))")
+    static func row(_ r: PostgresRandomAccessRow) throws -> StreamRow { try row(r, from: 0) }
+
+    /// The stream columns of `r` starting at column `c` (after others a joined query selected first).
+    static func row(_ r: PostgresRandomAccessRow, from c: Int) throws -> StreamRow {
+        guard let path = StreamPath(try r.text(c + 1)), let type = ContentType(validating: try r.text(c + 3)) else {
+            throw StoreError.backend("corrupt stream row \(try r.int(c))")
         }
-        return StreamRow(id: try r.int(0), path: path, slotID: try r.int(2), contentType: type, createdMs: try r.int(4), accessedMs: try r.int(5),
-                         ttlSeconds: try r.optionalInt(6), expiresAtMs: try r.optionalInt(7), expiresAtText: try r.optionalText(8),
-                         closed: try r.bool(9), streamSeq: try r.optionalText(10), head: try r.seq(11), parentID: try r.optionalInt(12),
-                         parentHead: try r.optionalInt(13).map(UInt64.init), forkSource: try r.optionalText(14), forkOffset: try r.optionalInt(15),
-                         forkSubOffset: try r.int(16), forkCount: try r.int(17), deleted: try r.bool(18), trimmedPos: try r.seq(19),
-                         trimmedSeq: try r.seq(20))
+        return StreamRow(id: try r.int(c), path: path, slotID: try r.int(c + 2), contentType: type, createdMs: try r.int(c + 4),
+                         accessedMs: try r.int(c + 5), ttlSeconds: try r.optionalInt(c + 6), expiresAtMs: try r.optionalInt(c + 7),
+                         expiresAtText: try r.optionalText(c + 8), closed: try r.bool(c + 9), streamSeq: try r.optionalText(c + 10),
+                         head: try r.seq(c + 11), parentID: try r.optionalInt(c + 12), parentHead: try r.optionalInt(c + 13).map(UInt64.init),
+                         forkSource: try r.optionalText(c + 14), forkOffset: try r.optionalInt(c + 15), forkSubOffset: try r.int(c + 16),
+                         forkCount: try r.int(c + 17), deleted: try r.bool(c + 18), trimmedPos: try r.seq(c + 19), trimmedSeq: try r.seq(c + 20))
+    }
+
+    /// `columns` qualified with a table alias.
+    static func columns(of alias: String) -> String {
+        columns.split(separator: ",").map { alias + "." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
     }
 
     // MARK: Loading
@@ -42,7 +50,12 @@ enum PostgresStreamQueries {
 
     /// The stream at `path` for a writer; expired streams are removed on the way (soft-deleted while forks read them).
     static func live(_ db: PostgresSession, path: StreamPath, nowMs: Int64, changed: inout Set<Int64>) async throws -> StreamRow? {
-        guard var row = try await load(db, path: path) else { return nil }
+        try await live(db, try await load(db, path: path), nowMs: nowMs, changed: &changed)
+    }
+
+    /// `live` for a row already loaded.
+    static func live(_ db: PostgresSession, _ loaded: StreamRow?, nowMs: Int64, changed: inout Set<Int64>) async throws -> StreamRow? {
+        guard var row = loaded else { return nil }
         guard row.isExpired(nowMs: nowMs) else { return row }
         if row.forkCount > 0 {
             if !row.deleted {
@@ -111,14 +124,20 @@ enum PostgresStreamQueries {
 
     static func append(_ db: PostgresSession, path: StreamPath, request: AppendRequest, nowMs: Int64,
                        changed: inout Set<Int64>) async throws -> AppendOutcome {
+        // The slot's lock first, then the stream with the producer's state in one statement. (Not in the locking
+        // statement: after waiting for the lock, PostgreSQL refreshes only the locked row, so a stream read there would
+        // be the one from before the previous append committed.)
         guard try await PostgresSlotLogQueries.lockSlot(db, path.slot) != nil,
-              var row = try await live(db, path: path, nowMs: nowMs, changed: &changed) else { throw StoreError.streamNotFound(path) }
+              let loaded = try await db.first("""
+                  SELECT \(unescaped: columns(of: "st")), p.epoch, p.last_seq FROM streams st
+                  LEFT JOIN producers p ON p.stream_id = st.id AND p.producer = \(request.producer?.id ?? "")
+                  WHERE st.path = \(path.rawValue)
+                  """),
+              var row = try await live(db, try row(loaded), nowMs: nowMs, changed: &changed) else { throw StoreError.streamNotFound(path) }
         if row.deleted { throw StoreError.streamGone(path) }
         var state: ProducerAck?
-        if let producer = request.producer {
-            state = try await db.first("SELECT epoch, last_seq FROM producers WHERE stream_id = \(row.id) AND producer = \(producer.id)").map {
-                ProducerAck(epoch: try $0.seq(0), seq: try $0.seq(1))
-            }
+        if request.producer != nil, let epoch = try loaded.optionalInt(21), let last = try loaded.optionalInt(22) {
+            state = ProducerAck(epoch: UInt64(epoch), seq: UInt64(last))
         }
         switch try row.checkAppend(request, producerState: state) {
         case .duplicate(let ack):
@@ -135,23 +154,25 @@ enum PostgresStreamQueries {
             appended = try await insertRecords(db, request.messages, into: row, nowMs: nowMs)
             row.head += UInt64(appended.count)
         }
-        try await db.run("""
-            UPDATE streams SET head = \(Int64(row.head)), record_count = record_count + \(Int64(appended.count)),
-                byte_count = byte_count + \(Int64(appended.bytes)), accessed_ms = \(nowMs), closed = \(request.close),
-                stream_seq = coalesce(\(request.streamSeq), stream_seq) WHERE id = \(row.id)
-            """)
         row.closed = request.close
-        var ack: ProducerAck?
-        if let producer = request.producer {
-            try await db.run("""
-                INSERT INTO producers(stream_id, producer, epoch, last_seq, updated_ms)
-                VALUES(\(row.id), \(producer.id), \(Int64(producer.epoch)), \(Int64(producer.seq)), \(nowMs))
-                ON CONFLICT(stream_id, producer) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, updated_ms = excluded.updated_ms
-                """)
-            ack = ProducerAck(epoch: producer.epoch, seq: producer.seq)
-        }
         changed.insert(row.id)
         if appended.count > 0 { changed.insert(ChangeKey.slot(row.slotID)) }
+        // The stream row, the producer's state and the wake-up for other nodes in one statement (its CTEs all run).
+        let producer = request.producer
+        try await db.run("""
+            WITH stream AS (
+                UPDATE streams SET head = \(Int64(row.head)), record_count = record_count + \(Int64(appended.count)),
+                    byte_count = byte_count + \(Int64(appended.bytes)), accessed_ms = \(nowMs), closed = \(request.close),
+                    stream_seq = coalesce(\(request.streamSeq), stream_seq) WHERE id = \(row.id) RETURNING id),
+            producer AS (
+                INSERT INTO producers(stream_id, producer, epoch, last_seq, updated_ms)
+                SELECT \(row.id), \(producer?.id ?? ""), \(Int64(producer?.epoch ?? 0)), \(Int64(producer?.seq ?? 0)), \(nowMs)
+                WHERE \(producer != nil)
+                ON CONFLICT(stream_id, producer) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq, updated_ms = excluded.updated_ms)
+            SELECT pg_notify(\(PostgresChangeSignal.channel), \(db.notification(changed))) FROM stream
+            """)
+        db.notified()
+        let ack = producer.map { ProducerAck(epoch: $0.epoch, seq: $0.seq) }
         return .appended(row.info, producer: ack)
     }
 
@@ -172,32 +193,46 @@ enum PostgresStreamQueries {
     static func insertRecords(_ db: PostgresSession, _ messages: [NewMessage], into row: StreamRow,
                               nowMs: Int64) async throws -> (count: Int, bytes: Int, firstSeq: UInt64) {
         let count = Int64(messages.count)
-        guard let slot = try await db.first("""
-            UPDATE slots SET head_seq = head_seq + \(count) WHERE id = \(row.slotID) RETURNING head_seq, floor_seq, max_records
-            """) else {
+        let batchEnd = Int64(row.head) + count
+        var bytes = 0
+        // Rows of a multi-row VALUES list: one round trip per chunk instead of per message. The seq of message i is
+        // the slot's new head - count + i; the first chunk goes in the same statement that takes those numbers.
+        func values(_ chunk: Range<Int>, binds: inout PostgresBindings) -> String {
+            var sql = ""
+            for i in chunk {
+                let message = messages[i]
+                bytes += message.body.readableBytes
+                let p = binds.count
+                binds.append(Int64(row.head) + 1 + Int64(i)); binds.append(Int64(i)); binds.append(message.type); binds.append(message.body)
+                sql += (sql.isEmpty ? "" : ", ") + "($\(p + 1)::bigint, $\(p + 2)::bigint, $\(p + 3)::text, $\(p + 4)::bytea)"
+            }
+            return sql
+        }
+        var binds = PostgresBindings()
+        binds.append(count); binds.append(row.slotID); binds.append(row.id); binds.append(batchEnd); binds.append(nowMs)
+        let first = 0..<min(insertChunk, messages.count)
+        let rows = values(first, binds: &binds)
+        guard let slot = try await db.first(PostgresQuery(unsafeSQL: """
+            WITH slot AS (UPDATE slots SET head_seq = head_seq + $1 WHERE id = $2 RETURNING head_seq, floor_seq, max_records),
+            inserted AS (INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body)
+                SELECT $3, v.pos, $2, slot.head_seq - $1 + 1 + v.i, $4, $5, v.type, v.body FROM slot, (VALUES \(rows)) AS v(pos, i, type, body))
+            SELECT head_seq, floor_seq, max_records FROM slot
+            """, binds: binds)) else {
             throw StoreError.backend("slot \(row.slotID) missing")
         }
         let head = try slot.seq(0), floor = try slot.seq(1)
         let firstSeq = head - UInt64(count) + 1
-        let batchEnd = Int64(row.head) + count
-        var bytes = 0
-        // Multi-row INSERTs: one round trip per chunk instead of per message.
-        var index = 0
+        var index = first.upperBound
         while index < messages.count {
-            let rows = min(insertChunk, messages.count - index)
-            var binds = PostgresBindings(capacity: rows * 8)
-            var sql = "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES "
-            for n in 0..<rows {
-                let message = messages[index + n]
-                let i = Int64(index + n)
-                bytes += message.body.readableBytes
-                binds.append(row.id); binds.append(Int64(row.head) + 1 + i); binds.append(row.slotID); binds.append(Int64(firstSeq) + i)
-                binds.append(batchEnd); binds.append(nowMs); binds.append(message.type); binds.append(message.body)
-                let p = n * 8
-                sql += (n == 0 ? "" : ", ") + "($\(p + 1), $\(p + 2), $\(p + 3), $\(p + 4), $\(p + 5), $\(p + 6), $\(p + 7), $\(p + 8))"
-            }
-            try await db.run(PostgresQuery(unsafeSQL: sql, binds: binds))
-            index += rows
+            let chunk = index..<min(index + insertChunk, messages.count)
+            var binds = PostgresBindings()
+            binds.append(Int64(firstSeq)); binds.append(row.slotID); binds.append(row.id); binds.append(batchEnd); binds.append(nowMs)
+            let rows = values(chunk, binds: &binds)
+            try await db.run(PostgresQuery(unsafeSQL: """
+                INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body)
+                SELECT $3, v.pos, $2, $1 + v.i, $4, $5, v.type, v.body FROM (VALUES \(rows)) AS v(pos, i, type, body)
+                """, binds: binds))
+            index = chunk.upperBound
         }
         // Capped like a sweep pass: a limit just lowered far below the slot's size is caught up by the sweep.
         if let maxRecords = try slot.optionalInt(2), head > UInt64(maxRecords), head - UInt64(maxRecords) > floor {

@@ -64,8 +64,10 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     /// Runs `operation` on a pooled connection within the deadline, and maps whatever it throws (one place).
     private func leased<T: Sendable>(_ operation: @escaping @Sendable (PostgresSession) async throws -> T) async throws -> T {
         do {
-            let value = try await withDeadline(deadline) { [client, logger] in
-                try await client.withConnection { connection in try await operation(PostgresSession(connection: connection, logger: logger)) }
+            let value = try await withDeadline(deadline) { [client, logger, nodeID] in
+                try await client.withConnection { connection in
+                    try await operation(PostgresSession(connection: connection, logger: logger, nodeID: nodeID))
+                }
             }
             unreachable.store(false, ordering: .relaxed)
             return value
@@ -83,14 +85,13 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         while true {
             attempt += 1
             do {
-                let (value, changed) = try await leased { [nodeID] session in
+                let (value, changed) = try await leased { session in
                     try await session.run("BEGIN")
                     do {
                         var changed = Set<Int64>()
                         let value = try await work(session, &changed)
-                        if !changed.isEmpty {
-                            let payload = nodeID + " " + changed.map(String.init).joined(separator: ",")
-                            try await session.run("SELECT pg_notify(\(PostgresChangeSignal.channel), \(payload))")
+                        if !changed.isEmpty && !session.hasNotified {
+                            try await session.run("SELECT pg_notify(\(PostgresChangeSignal.channel), \(session.notification(changed)))")
                         }
                         try await session.run("COMMIT")
                         return (value, changed)

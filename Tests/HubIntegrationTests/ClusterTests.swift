@@ -109,6 +109,25 @@ struct ClusterTests {
             let bodies = (try JSONSerialization.jsonObject(with: Data(r.text.utf8)) as? [[String: Int]]) ?? []
             let seqsByPosition = bodies.map { acked[#"{"w":\#($0["w"]!),"i":\#($0["i"]!)}"#] ?? 0 }
             #expect(seqsByPosition == Array(1...320))
+
+            // Durable Streams appends to one stream from both nodes: every one accepted, each at its own position.
+            #expect(try await nodes[0].client.request(.PUT, "/v1/stream/race/s", headers: [Self.jsonType]).status == 201)
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for writer in 0..<8 {
+                    let node = nodes[writer % 2]
+                    group.addTask {
+                        for i in 0..<40 {
+                            let r = try await node.client.request(.POST, "/v1/stream/race/s", headers: [Self.jsonType], body: #"{"w":\#(writer),"i":\#(i)}"#)
+                            #expect(r.status == 204, "append \(writer).\(i): \(r.status) \(r.text)")
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let race = try await nodes[1].client.request(.GET, "/v1/stream/race/s?offset=-1")
+            #expect(race.header("Stream-Next-Offset") == "00000000000000000320")
+            let raced = (try JSONSerialization.jsonObject(with: Data(race.text.utf8)) as? [[String: Int]]) ?? []
+            #expect(Set(raced.map { "\($0["w"]!).\($0["i"]!)" }).count == 320)
         }
     }
 
@@ -173,7 +192,8 @@ struct ClusterTests {
                             i += 1
                             let r = try await node.client.request(.POST, "/v1/stream/db/s", headers: [Self.jsonType], body: body)
                             if r.status == 204 { acknowledged.insert(body) } else {
-                                #expect(r.status == 503 && r.header("Retry-After") != nil && r.header("Content-Type") == "application/problem+json")
+                                #expect(r.status == 503 && r.header("Retry-After") != nil && r.header("Content-Type") == "application/problem+json",
+                                        "while the database restarts: \(r.status) \(r.text)")
                                 refused.value.withLock { $0 += 1 }
                                 try await Task.sleep(for: .milliseconds(50))
                             }
