@@ -1,5 +1,6 @@
 import Foundation
 import HubHTTP
+import HubPostgres
 import HubServer
 import HubTestSupport
 import Testing
@@ -41,15 +42,18 @@ struct ConsoleTests {
         }
     }
 
-    @Test("in headless Chromium: sign in, slots, tokens, records, live tail, revoke, phone width, sign out")
-    func browser() async throws {
+    @Test("in headless Chromium: sign in, slots, tokens, records, live tail, revoke, phone width, sign out",
+          arguments: [HubConfiguration.StoreKind.sqlite, .postgres])
+    func browser(_ store: HubConfiguration.StoreKind) async throws {
         let python = ClientCompatTests.python
         guard requireExecutable(python, "run scripts/setup (it makes the Python environment with Selenium)"),
               requireExecutable("/usr/bin/chromium", "run scripts/setup (it installs chromium and chromium-driver)") else { return }
         // CONSOLE_SCREENSHOTS=docs/images refreshes the documentation's screenshots.
         let scratch = try TemporaryDirectory()
-        let screenshots = ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"] ?? scratch.path
-        try await withRunningHub({ $0.auth = .tokens; $0.webDirectory = Self.webDirectory }) { hub in
+        let screenshots = store == .sqlite ? ProcessInfo.processInfo.environment["CONSOLE_SCREENSHOTS"] ?? scratch.path : scratch.path
+        // The same console against a PostgreSQL-backed hub: it only speaks the admin API, which is the same.
+        let postgres = store == .postgres ? try PostgresSettings(url: try await PostgresServer.shared.freshDatabase()) : nil
+        try await withRunningHub({ $0.auth = .tokens; $0.webDirectory = Self.webDirectory; $0.store = store; $0.postgres = postgres }) { hub in
             let token = try String(contentsOfFile: hub.dataDirectory + "/admin.token", encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)
             let script = packageRoot.appendingPathComponent("Tests/Console/console_test.py").path
             let process = try ChildProcess(python, [script, "--url", "http://127.0.0.1:\(hub.port)", "--token", token, "--screenshots", screenshots])

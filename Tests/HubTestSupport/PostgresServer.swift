@@ -9,13 +9,18 @@ import Synchronization
 public actor PostgresServer {
     public static let shared = PostgresServer()
 
-    public init() {}
+    /// With `tls`, the server also speaks TLS, with a self-signed certificate for 127.0.0.1 and localhost
+    /// (`Running.certificate`, which a client can trust as its root).
+    private let tls: Bool
+    public init(tls: Bool = false) { self.tls = tls }
 
     public struct Running: Sendable {
         public let port: Int
         public let directory: String
         public var socketDirectory: String { directory + "/sock" }
         public var dataDirectory: String { directory + "/data" }
+        /// The server's certificate (PEM), when it was started with TLS.
+        public var certificate: String { directory + "/server.crt" }
         let binaries: String
         let asUser: String?
     }
@@ -27,12 +32,12 @@ public actor PostgresServer {
     /// PostgreSQL is not installed: run scripts/setup.
     public func start() async throws -> Running {
         if let starting { return try await starting.value }
-        let task = Task { try await Self.launch() }
+        let task = Task { [tls] in try await Self.launch(tls: tls) }
         starting = task
         return try await task.value
     }
 
-    private static func launch() async throws -> Running {
+    private static func launch(tls: Bool) async throws -> Running {
         let versions = (try? FileManager.default.contentsOfDirectory(atPath: "/usr/lib/postgresql")) ?? []
         guard let version = versions.sorted(by: { $0.compare($1, options: .numeric) == .orderedAscending }).last else {
             throw TestFailure("PostgreSQL is not installed (apt-get install postgresql, or run scripts/setup)")
@@ -58,8 +63,19 @@ public actor PostgresServer {
             unix_socket_directories = '\(server.socketDirectory)'
             fsync = off
             max_connections = 300
+            \(tls ? "ssl = on\nssl_cert_file = '\(directory)/server.crt'\nssl_key_file = '\(directory)/server.key'" : "")
 
             """
+        if tls {
+            let (status, output) = try await run("/usr/bin/openssl", [
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", directory + "/server.key", "-out", directory + "/server.crt", "-days", "1",
+                "-subj", "/CN=hub-test-postgres", "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost",
+            ])
+            guard status == 0 else { throw TestFailure("openssl: \(output)") }
+            // PostgreSQL insists that its key is the server user's and private.
+            chmod(directory + "/server.key", 0o600)
+            if let asUser { _ = try await run("/bin/chown", ["\(asUser):\(asUser)", directory + "/server.key", directory + "/server.crt"]) }
+        }
         guard let file = FileHandle(forWritingAtPath: server.dataDirectory + "/postgresql.conf") else { throw TestFailure("no postgresql.conf") }
         file.seekToEndOfFile()
         file.write(Data(settings.utf8))
