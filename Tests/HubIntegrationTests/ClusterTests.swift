@@ -233,6 +233,31 @@ struct ClusterTests {
         }
     }
 
+    @Test("idempotent producers and Stream-Seq hold across nodes: a retry on the other node is a duplicate, a zombie is fenced")
+    func producersAcrossNodes() async throws {
+        try await withCluster { nodes, _ in
+            let (a, b) = (nodes[0], nodes[1])
+            let text = ("Content-Type", "text/plain")
+            func producer(_ epoch: Int, _ seq: Int) -> [(String, String)] {
+                [text, ("Producer-Id", "w"), ("Producer-Epoch", String(epoch)), ("Producer-Seq", String(seq))]
+            }
+            #expect(try await a.client.request(.PUT, "/v1/stream/prod/s", headers: [text]).status == 201)
+            #expect(try await a.client.request(.POST, "/v1/stream/prod/s", headers: producer(0, 0), body: "a").status == 200)
+            let retry = try await b.client.request(.POST, "/v1/stream/prod/s", headers: producer(0, 0), body: "a")
+            #expect(retry.status == 204 && retry.header("Producer-Seq") == "0", "the retry through B is recognised: nothing stored")
+            #expect(try await b.client.request(.POST, "/v1/stream/prod/s", headers: producer(0, 1), body: "b").status == 200)
+            let gap = try await a.client.request(.POST, "/v1/stream/prod/s", headers: producer(0, 3), body: "x")
+            #expect(gap.status == 409 && gap.header("Producer-Expected-Seq") == "2")
+            #expect(try await b.client.request(.POST, "/v1/stream/prod/s", headers: producer(1, 0), body: "c").status == 200)
+            let zombie = try await a.client.request(.POST, "/v1/stream/prod/s", headers: producer(0, 2), body: "x")
+            #expect(zombie.status == 403 && zombie.header("Producer-Epoch") == "1", "the old epoch is fenced on the other node too")
+            // Stream-Seq: one node's write orders the other's.
+            #expect(try await a.client.request(.POST, "/v1/stream/prod/s", headers: [text, ("Stream-Seq", "0002")], body: "d").status == 204)
+            #expect(try await b.client.request(.POST, "/v1/stream/prod/s", headers: [text, ("Stream-Seq", "0001")], body: "x").status == 409)
+            #expect(try await b.client.request(.GET, "/v1/stream/prod/s?offset=-1").text == "abcd")
+        }
+    }
+
     @Test("a consumer's ack on one node is honoured by a reconnect to the other; a ticket from one node is redeemed on the other, once")
     func consumersAndTickets() async throws {
         try await withCluster { nodes, _ in
