@@ -31,10 +31,10 @@ public final class StoreLock: Sendable {
         descriptor = fd
     }
 
-    /// Whether some process holds the lock now (without taking it).
-    public static func isHeld(databasePath: String) -> Bool {
+    /// Whether some process holds the lock (without keeping it): now, or still after `patience` for one letting go.
+    public static func isHeld(databasePath: String, patience: Duration = .zero) -> Bool {
         do {
-            try StoreLock(databasePath: databasePath, patience: .zero).release()
+            try StoreLock(databasePath: databasePath, patience: patience).release()
             return false
         } catch {
             if case .unavailable = error { return true }

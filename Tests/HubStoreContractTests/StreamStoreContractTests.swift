@@ -320,7 +320,8 @@ struct SQLiteStoreTests {
             _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         }
         await first.close()
-        #expect(!StoreLock.isHeld(databasePath: file))
+        // Patience: a process other tests spawn at this moment holds a copy of the descriptor until it execs.
+        #expect(!StoreLock.isHeld(databasePath: file, patience: .seconds(2)))
         let second = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         await second.close()
     }
