@@ -9,7 +9,8 @@ import Testing
 /// What only the PostgreSQL backend has: its schema versioning among several nodes, and TLS to the database.
 @Suite("PostgreSQL specifics")
 struct PostgresSpecificsTests {
-    private let logger = Logger(label: "postgres-specifics")
+    /// Quiet: the refusals below are expected, and the driver logs each failed connection attempt.
+    private let logger = Logger(label: "postgres-specifics", factory: { _ in SwiftLogNoOpLogHandler() })
 
     /// Opens a store; `refusal` for one the test expects to fail (short timeouts: it fails as soon as they pass).
     private func open(_ url: String, refusal: Bool = false) async throws -> PostgresStreamStore {

@@ -28,7 +28,7 @@ enum StoreKind: String, CaseIterable, CustomTestStringConvertible {
         case .postgres:
             let url = try await PostgresServer.shared.freshDatabase()
             let postgres = try await PostgresStreamStore(try PostgresSettings(url: url), signal: signal, nodeID: "contract",
-                                                         logger: Logger(label: "contract"))
+                                                         logger: Logger(label: "contract", factory: { _ in SwiftLogNoOpLogHandler() }))
             store = postgres
             close = { await postgres.close() }
         }
