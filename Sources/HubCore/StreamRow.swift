@@ -178,6 +178,21 @@ public struct StreamSegment: Sendable {
     public let low: UInt64
     public let high: UInt64
     public let trimmed: UInt64
+
+    /// Where a read of this segment starts, for a read that asked for records after `after` and has reached `from`:
+    /// positions after the returned one, up to `high`; nil when retention removed the rest of the segment. A read
+    /// from the start skips what retention removed (moving `from` and `start`, where the read really began); any
+    /// other offset below it throws `.belowRetention`.
+    public func readStart(after: Offset, from: inout UInt64, start: inout Offset) throws(StoreError) -> UInt64? {
+        let floor = min(trimmed, high)
+        if floor > max(from, low) {
+            if after.position > 0 { throw .belowRetention(floor: .offset(Offset(floor))) }
+            from = floor
+            start = Offset(floor)
+            if floor == high { return nil }
+        }
+        return max(from, low)
+    }
 }
 
 /// A slot's row as the writers and retention see it.

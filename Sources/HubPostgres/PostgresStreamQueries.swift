@@ -300,15 +300,9 @@ enum PostgresStreamQueries {
         var from = after.position
         var start = after
         for segment in try await segments(db, of: row) where segment.high > from {
-            let floor = min(segment.trimmed, segment.high)
-            if floor > max(from, segment.low) {
-                if after.position > 0 { throw StoreError.belowRetention(floor: .offset(Offset(floor))) }
-                from = floor
-                start = Offset(floor)
-                if floor == segment.high { continue }
-            }
+            guard let first = try segment.readStart(after: after, from: &from, start: &start) else { continue }
             // Pages of rows, so a byte limit reached early does not fetch the whole segment.
-            var low = Int64(max(from, segment.low))
+            var low = Int64(first)
             let high = Int64(segment.high)
             while low < high {
                 let page = Int64(min(readPage, maxRecords - out.count))

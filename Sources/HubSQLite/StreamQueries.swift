@@ -242,16 +242,10 @@ enum StreamQueries {
         var from = after.position
         var start = after
         for segment in try segments(db, of: row) where segment.high > from {
-            let floor = min(segment.trimmed, segment.high)
-            if floor > max(from, segment.low) {
-                if after.position > 0 { throw .belowRetention(floor: .offset(Offset(floor))) }
-                from = floor
-                start = Offset(floor)
-                if floor == segment.high { continue }
-            }
+            guard let low = try segment.readStart(after: after, from: &from, start: &start) else { continue }
             do {
                 let s = try db.statement("SELECT pos, seq, ts_ms, type, body FROM records WHERE stream_id = ? AND pos > ? AND pos <= ? ORDER BY pos",
-                                         [.int(segment.stream), .int(max(from, segment.low)), .int(segment.high)])
+                                         [.int(segment.stream), .int(low), .int(segment.high)])
                 defer { sqlite3_reset(s.handle) }
                 while try s.step() {
                     let body = s.blob(4)
