@@ -281,10 +281,9 @@ enum PostgresStreamQueries {
     /// The lineage of `row`, oldest ancestor first, its ancestors loaded in one recursive query.
     private static func segments(_ db: PostgresSession, of row: StreamRow) async throws -> [StreamSegment] {
         guard let parentID = row.parentID else { return try row.lineage { (_: Int64) throws(StoreError) in nil } }
-        let prefixed = columns.split(separator: ",").map { "s." + $0.trimmingCharacters(in: .whitespacesAndNewlines) }.joined(separator: ", ")
         let ancestors = try await db.rows("""
             WITH RECURSIVE chain AS (SELECT \(unescaped: columns) FROM streams WHERE id = \(parentID)
-                UNION ALL SELECT \(unescaped: prefixed) FROM streams s JOIN chain c ON s.id = c.parent_id)
+                UNION ALL SELECT \(unescaped: columns(of: "s")) FROM streams s JOIN chain c ON s.id = c.parent_id)
             SELECT \(unescaped: columns) FROM chain
             """).map(Self.row)
         let byID = Dictionary(ancestors.map { ($0.id, $0) }, uniquingKeysWith: { a, _ in a })
