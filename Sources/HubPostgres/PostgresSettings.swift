@@ -76,7 +76,9 @@ public struct PostgresSettings: Sendable {
         return "postgres://\(auth)@\(host):\(port)/\(database)\(where_)\(tls == .prefer ? "" : (where_.isEmpty ? "?" : "&") + "sslmode=\(tls.rawValue)")"
     }
 
-    var statementTimeoutMs: Int64 { statementTimeout.components.seconds * 1000 + statementTimeout.components.attoseconds / 1_000_000_000_000_000 }
+    var statementTimeoutMs: Int64 { Self.milliseconds(statementTimeout) }
+
+    private static func milliseconds(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
 
     func tlsConfiguration() throws(StoreError) -> TLSConfiguration? {
         guard tls != .disable else { return nil }
@@ -141,7 +143,7 @@ public struct PostgresSettings: Sendable {
             }
             config = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
         }
-        config.options.connectTimeout = .milliseconds(connectTimeout.components.seconds * 1000)
+        config.options.connectTimeout = .milliseconds(Self.milliseconds(connectTimeout))
         config.options.additionalStartupParameters = startupParameters
         return config
     }

@@ -31,19 +31,26 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         self.logger = logger
         self.nodeID = nodeID
         self.maxRecordsPerRead = maxRecordsPerRead
+        // Migrate over one direct connection first: a refusal at start (a wrong password, a TLS mode the server does
+        // not offer, a missing database) then stops hubd with the server's own words, where the pool would only retry.
+        let connectionConfiguration = try settings.connectionConfiguration()
+        do {
+            try await withDeadline(settings.connectTimeout + settings.statementTimeout) {
+                let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
+                do {
+                    try await PostgresMigrations.migrate(PostgresSession(connection: connection, logger: logger))
+                } catch {
+                    try? await connection.close()
+                    throw error
+                }
+                try? await connection.close()
+            }
+        } catch {
+            throw StoreError(postgres: error)
+        }
         let client = PostgresClient(configuration: try settings.clientConfiguration(), backgroundLogger: logger)
         self.client = client
         runner = Task { await client.run() }
-        do {
-            try await withDeadline(settings.connectTimeout + settings.statementTimeout) {
-                try await client.withConnection { connection in
-                    try await PostgresMigrations.migrate(PostgresSession(connection: connection, logger: logger))
-                }
-            }
-        } catch {
-            runner.cancel()
-            throw StoreError(postgres: error)
-        }
     }
 
     /// Stops the pool; later calls fail with `.unavailable`.

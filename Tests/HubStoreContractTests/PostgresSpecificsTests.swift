@@ -36,6 +36,23 @@ struct PostgresSpecificsTests {
         }
     }
 
+    @Test("a refusal at start carries the server's reason at once: a wrong password, a missing database")
+    func refusals() async throws {
+        let url = try await PostgresServer.shared.freshDatabase()
+        let started = ContinuousClock.now
+        for (bad, reason) in [(url.replacingOccurrences(of: "hub:hub@", with: "hub:wrong@"), "28P01"), (url + "-missing", "3D000")] {
+            do {
+                _ = try await open(bad.replacingOccurrences(of: "?sslmode=disable-missing", with: "-missing?sslmode=disable"))
+                Issue.record("\(bad) opened")
+            } catch {
+                guard case .backend(let text)? = error as? StoreError else { Issue.record("\(error)"); continue }
+                #expect(text.contains(reason), "\(text)")
+            }
+        }
+        // Behaviour, not speed: `open` would only give up after its 4 s deadline if it waited for a pool to retry.
+        #expect(ContinuousClock.now - started < .milliseconds(3500), "refused at once, not after the deadline")
+    }
+
     @Test("TLS to the database: require encrypts, verify-full checks the certificate, require never falls back to plain TCP")
     func tls() async throws {
         let server = PostgresServer(tls: true)
