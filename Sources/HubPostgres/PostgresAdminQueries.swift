@@ -67,10 +67,16 @@ enum PostgresAdminQueries {
         }
         let streamIDs = try await db.rows("SELECT id FROM streams WHERE slot_id = \(id)").map { try $0.int(0) }
         changed.formUnion(streamIDs)
+        // Forks here of streams in other slots go with the slot: their sources are released.
+        let outsideSources = try await db.rows("""
+            SELECT child.parent_id FROM streams child JOIN streams parent ON child.parent_id = parent.id
+            WHERE child.slot_id = \(id) AND parent.slot_id != \(id)
+            """).map { try $0.int(0) }
+        // The slot's forks point at their sources: drop the links first (a released source may be purged at once).
+        try await db.run("UPDATE streams SET parent_id = NULL WHERE slot_id = \(id)")
+        for source in outsideSources { try await PostgresStreamQueries.releaseSource(db, source, changed: &changed) }
         try await db.run("DELETE FROM records WHERE slot_id = \(id)")
         try await db.run("DELETE FROM producers WHERE stream_id IN (SELECT id FROM streams WHERE slot_id = \(id))")
-        // Forks inside the slot point at their sources: drop the links before the rows.
-        try await db.run("UPDATE streams SET parent_id = NULL WHERE slot_id = \(id)")
         try await db.run("DELETE FROM streams WHERE slot_id = \(id)")
         try await db.run("DELETE FROM tokens WHERE slot = \(name.rawValue)")
         try await db.run("DELETE FROM consumers WHERE slot_id = \(id)")

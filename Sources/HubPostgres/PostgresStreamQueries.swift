@@ -269,10 +269,14 @@ enum PostgresStreamQueries {
         try await db.run("DELETE FROM producers WHERE stream_id = \(row.id)")
         try await db.run("DELETE FROM streams WHERE id = \(row.id)")
         changed.insert(row.id)
-        guard let parentID = row.parentID else { return }
-        try await db.run("UPDATE streams SET fork_count = fork_count - 1 WHERE id = \(parentID)")
-        if let parent = try await load(db, id: parentID), parent.forkCount == 0, parent.deleted {
-            try await purge(db, parent, changed: &changed)
+        if let parentID = row.parentID { try await releaseSource(db, parentID, changed: &changed) }
+    }
+
+    /// A fork of `sourceID` is gone: the source has one fork fewer, and goes too if it was deleted and this was its last.
+    static func releaseSource(_ db: PostgresSession, _ sourceID: Int64, changed: inout Set<Int64>) async throws {
+        try await db.run("UPDATE streams SET fork_count = fork_count - 1 WHERE id = \(sourceID)")
+        if let source = try await load(db, id: sourceID), source.forkCount == 0, source.deleted {
+            try await purge(db, source, changed: &changed)
         }
     }
 

@@ -66,6 +66,12 @@ enum AdminQueries {
         }
         let streamIDs = try db.query("SELECT id FROM streams WHERE slot_id = ?", [.int(id)]) { $0.int(0) }
         changed.formUnion(streamIDs)
+        // Forks here of streams in other slots go with the slot: their sources are released.
+        let outsideSources = try db.query("""
+            SELECT child.parent_id FROM streams child JOIN streams parent ON child.parent_id = parent.id
+            WHERE child.slot_id = ? AND parent.slot_id != ?
+            """, [.int(id), .int(id)]) { $0.int(0) }
+        for source in outsideSources { try StreamQueries.releaseSource(db, source, changed: &changed) }
         try StreamQueries.run(db, "DELETE FROM records WHERE stream_id IN (SELECT id FROM streams WHERE slot_id = ?)", [.int(id)])
         try StreamQueries.run(db, "DELETE FROM producers WHERE stream_id IN (SELECT id FROM streams WHERE slot_id = ?)", [.int(id)])
         try StreamQueries.run(db, "DELETE FROM streams WHERE slot_id = ?", [.int(id)])

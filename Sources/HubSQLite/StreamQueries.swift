@@ -214,15 +214,19 @@ enum StreamQueries {
     }
 
     /// Removes a stream with its records, then its source if that was soft-deleted and this was its last fork.
-    private static func purge(_ db: SQLiteConnection, _ row: StreamRow, changed: inout Set<Int64>) throws(StoreError) {
+    static func purge(_ db: SQLiteConnection, _ row: StreamRow, changed: inout Set<Int64>) throws(StoreError) {
         try run(db, "DELETE FROM records WHERE stream_id = ?", [.int(row.id)])
         try run(db, "DELETE FROM producers WHERE stream_id = ?", [.int(row.id)])
         try run(db, "DELETE FROM streams WHERE id = ?", [.int(row.id)])
         changed.insert(row.id)
-        guard let parentID = row.parentID else { return }
-        try run(db, "UPDATE streams SET fork_count = fork_count - 1 WHERE id = ?", [.int(parentID)])
-        if let parent = try load(db, id: parentID), parent.forkCount == 0, parent.deleted {
-            try purge(db, parent, changed: &changed)
+        if let parentID = row.parentID { try releaseSource(db, parentID, changed: &changed) }
+    }
+
+    /// A fork of `sourceID` is gone: the source has one fork fewer, and goes too if it was deleted and this was its last.
+    static func releaseSource(_ db: SQLiteConnection, _ sourceID: Int64, changed: inout Set<Int64>) throws(StoreError) {
+        try run(db, "UPDATE streams SET fork_count = fork_count - 1 WHERE id = ?", [.int(sourceID)])
+        if let source = try load(db, id: sourceID), source.forkCount == 0, source.deleted {
+            try purge(db, source, changed: &changed)
         }
     }
 

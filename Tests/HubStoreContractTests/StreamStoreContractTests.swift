@@ -244,6 +244,25 @@ struct StreamStoreContractTests {
         }
     }
 
+    @Test("deleting a slot releases the sources its forks read in other slots (and collects a deleted one)", arguments: StoreKind.allCases)
+    func slotDeletionReleasesSources(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let admin = store as! any AdminStore
+            let home = uniqueStream("h"), away = uniqueStream("a")
+            let kept = path(home + "/kept"), gone = path(home + "/gone")
+            for source in [kept, gone] { _ = try await store.create(source, CreateRequest(contentType: plain, messages: [text("data")])) }
+            for (n, source) in [kept, gone].enumerated() {
+                _ = try await store.create(path(away + "/f\(n)"), CreateRequest(contentType: nil, fork: ForkPoint(source: source, offset: nil, subOffset: 0)))
+            }
+            try await store.delete(gone)
+            await #expect(throws: StoreError.streamGone(gone)) { try await store.info(gone) }
+            try await admin.deleteSlot(SlotName(away)!, actor: "test")
+            await #expect(throws: StoreError.streamNotFound(gone), "its last fork went with the slot: collected") { try await store.info(gone) }
+            try await store.delete(kept)
+            await #expect(throws: StoreError.streamNotFound(kept), "no fork reads it any more: deleted, not soft-deleted") { try await store.info(kept) }
+        }
+    }
+
     @Test("a sliding TTL expires an idle stream; Expires-At is absolute", arguments: StoreKind.allCases)
     func expiry(_ kind: StoreKind) async throws {
         try await kind.withStore { store, _ in
