@@ -152,6 +152,8 @@ enum PostgresMigrations {
     static func migrate(_ session: PostgresSession) async throws {
         try await session.run("BEGIN")
         do {
+            // No statement_timeout here: waiting for another node's migration, or a long one, is not an outage.
+            try await session.run("SET LOCAL statement_timeout = 0")
             try await session.run("SELECT pg_advisory_xact_lock(\(lockKey))")
             try await session.run("CREATE TABLE IF NOT EXISTS hub_schema(version INTEGER NOT NULL)")
             let current = try await session.first("SELECT max(version)::bigint FROM hub_schema").flatMap { try $0.optionalInt(0) } ?? 0

@@ -33,18 +33,20 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         self.maxRecordsPerRead = maxRecordsPerRead
         // Migrate over one direct connection first: a refusal at start (a wrong password, a TLS mode the server does
         // not offer, a missing database) then stops hubd with the server's own words, where the pool would only retry.
+        // Only connecting has a deadline: a migration may take long (or wait for another node's), bounded by the
+        // service manager's start timeout rather than by a request's.
         let connectionConfiguration = try settings.connectionConfiguration()
         do {
-            try await withDeadline(settings.connectTimeout + settings.statementTimeout) {
-                let connection = try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
-                do {
-                    try await PostgresMigrations.migrate(PostgresSession(connection: connection, logger: logger))
-                } catch {
-                    try? await connection.close()
-                    throw error
-                }
-                try? await connection.close()
+            let connection = try await withDeadline(settings.connectTimeout + settings.statementTimeout) {
+                try await PostgresConnection.connect(configuration: connectionConfiguration, id: 0, logger: logger)
             }
+            do {
+                try await PostgresMigrations.migrate(PostgresSession(connection: connection, logger: logger))
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+            try? await connection.close()
         } catch {
             throw StoreError(postgres: error)
         }
