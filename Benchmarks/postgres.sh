@@ -26,7 +26,8 @@ mkdir -p "$PGDIR/sock"; chown -R postgres:postgres "$PGDIR"
 runuser -u postgres -- "$PGBIN/initdb" -D "$PGDIR/data" -U postgres -E UTF8 --locale=C.UTF-8 --auth-local=trust --auth-host=scram-sha-256 >/dev/null
 runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -l "$PGDIR/server.log" -w \
   -o "-c listen_addresses=127.0.0.1 -p $PGPORT -k $PGDIR/sock -c max_connections=200 -c shared_buffers=256MB" start >/dev/null
-trap 'stop_nodes; runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null; rm -rf "$PGDIR"' EXIT
+# The nodes run inside the piped block below (a subshell): on any exit, stop them by their listen addresses.
+trap 'pkill -f "$HUBD --listen 127.0.0.1:2448[12]" || true; runuser -u postgres -- "$PGBIN/pg_ctl" -D "$PGDIR/data" -m fast -w stop >/dev/null; rm -rf "$PGDIR"' EXIT
 psql_() { runuser -u postgres -- psql -h "$PGDIR/sock" -p $PGPORT -U postgres -q "$@"; }
 psql_ -c "CREATE ROLE hub LOGIN PASSWORD 'hub'"
 
