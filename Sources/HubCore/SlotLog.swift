@@ -134,3 +134,20 @@ public protocol SlotLog: Sendable {
     /// Returns how many records were removed.
     func applyRetention(dedupWindowMs: Int64) async throws(StoreError) -> Int
 }
+
+/// The streams a slot read's rows name: paths and content types repeat across records, so each distinct one is
+/// parsed (and checked) once per read.
+public struct StreamIdentities {
+    private var known: [String: (StreamPath, ContentType)] = [:]
+    public init() {}
+
+    /// The parsed path and content type of a row; `contentType` is read only for a path not seen before.
+    public mutating func resolve(path rawPath: String, contentType: () throws -> String) throws -> (path: StreamPath, contentType: ContentType) {
+        if let stream = known[rawPath] { return stream }
+        guard let path = StreamPath(rawPath), let type = ContentType(validating: try contentType()) else {
+            throw StoreError.backend("corrupt stream row for \(rawPath)")
+        }
+        known[rawPath] = (path, type)
+        return (path, type)
+    }
+}

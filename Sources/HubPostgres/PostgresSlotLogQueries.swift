@@ -109,21 +109,10 @@ enum PostgresSlotLogQueries {
         if after > 0 && after < floor { throw StoreError.belowRetention(floor: .seq(floor)) }
         var records: [SlotRecord] = []
         var bytes = 0
-        // Paths and content types repeat across records: parse each distinct one once.
-        var paths: [String: (StreamPath, ContentType)] = [:]
+        var streams = StreamIdentities()
         for r in try await db.rows(query) {
             let body = try r.bytes(4)
-            let rawPath = try r.text(5)
-            let stream: (StreamPath, ContentType)
-            if let known = paths[rawPath] {
-                stream = known
-            } else {
-                guard let path = StreamPath(rawPath), let type = ContentType(validating: try r.text(6)) else {
-                    throw StoreError.backend("corrupt stream row for \(rawPath)")
-                }
-                stream = (path, type)
-                paths[rawPath] = stream
-            }
+            let stream = try streams.resolve(path: try r.text(5)) { try r.text(6) }
             let record = StoredRecord(offset: Offset(try r.seq(1)), seq: try r.seq(0), timestampMilliseconds: try r.int(2), type: try r.optionalText(3),
                                       body: body)
             records.append(SlotRecord(path: stream.0, contentType: stream.1, record: record))

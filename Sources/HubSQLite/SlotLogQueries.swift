@@ -90,24 +90,13 @@ enum SlotLogQueries {
         if after > 0 && after < floor { throw .belowRetention(floor: .seq(floor)) }
         var records: [SlotRecord] = []
         var bytes = 0
-        // Paths and content types repeat across records: parse each distinct one once.
-        var paths: [String: (StreamPath, ContentType)] = [:]
+        var streams = StreamIdentities()
         do {
             let statement = try db.statement(sql, values)
             defer { sqlite3_reset(statement.handle) }
             while try statement.step() {
                 let body = statement.blob(4)
-                let rawPath = statement.text(5)
-                let stream: (StreamPath, ContentType)
-                if let known = paths[rawPath] {
-                    stream = known
-                } else {
-                    guard let path = StreamPath(rawPath), let type = ContentType(validating: statement.text(6)) else {
-                        throw StoreError.backend("corrupt stream row for \(rawPath)")
-                    }
-                    stream = (path, type)
-                    paths[rawPath] = stream
-                }
+                let stream = try streams.resolve(path: statement.text(5)) { statement.text(6) }
                 let record = StoredRecord(offset: Offset(UInt64(statement.int(1))), seq: UInt64(statement.int(0)),
                                           timestampMilliseconds: statement.int(2), type: statement.optionalText(3), body: body)
                 records.append(SlotRecord(path: stream.0, contentType: stream.1, record: record))
