@@ -50,7 +50,7 @@ step "installing"
 cp "$deb" "$root/tmp/eventhub.deb"
 chroot "$root" dpkg -i /tmp/eventhub.deb > "$work/install.log" 2>&1 || { cat "$work/install.log"; fail "dpkg -i"; }
 chroot "$root" getent passwd eventhub >/dev/null || fail "no eventhub user"
-[ "$(chroot "$root" stat -c '%U %a' /var/lib/eventhub)" = "eventhub 750" ] || fail "state directory owner/mode: $(chroot "$root" stat -c '%U %a' /var/lib/eventhub)"
+[ "$(chroot "$root" stat -c '%U %a' /var/lib/eventhub)" = "eventhub 700" ] || fail "state directory owner/mode: $(chroot "$root" stat -c '%U %a' /var/lib/eventhub)"
 
 port=$((20000 + RANDOM % 20000))
 start_hub() {
@@ -66,6 +66,9 @@ stop_hub() { kill -TERM "$hub"; wait "$hub" || fail "hubd exited non-zero on SIG
 step "running hubd as the eventhub user"
 start_hub
 [ "$(chroot "$root" stat -c '%U %a' /var/lib/eventhub/admin.token)" = "eventhub 600" ] || fail "admin.token owner/mode"
+for f in hub.db hub.db-wal hub.db-shm; do
+  [ "$(chroot "$root" stat -c '%U %a' /var/lib/eventhub/$f)" = "eventhub 600" ] || fail "$f owner/mode: $(chroot "$root" stat -c '%U %a' /var/lib/eventhub/$f)"
+done
 token=$(cat "$root/var/lib/eventhub/admin.token")
 curl -sf -X POST -H "Authorization: Bearer $token" "127.0.0.1:$port/v1/admin/slots" -d '{"name":"pkg"}' >/dev/null || fail "admin API"
 curl -sf -X PUT -H "Authorization: Bearer $token" -H 'Content-Type: text/plain' "127.0.0.1:$port/v1/stream/pkg/a" -d kept >/dev/null || fail "create stream"

@@ -41,8 +41,9 @@ struct SlotCommand: AsyncParsableCommand {
             try settings.apply(to: &document)
             let response = try await HubClient.with(hub) { try await $0.json(.POST, "/v1/admin/slots", .object(document)) }
             if output.json { return Terminal.current.document(response) }
-            Terminal.current.line(AdminViews.slotFields(try response.json()).rendered)
+            // The confirmation first, then the details it confirms.
             Terminal.current.note("created slot \(name)")
+            Terminal.current.line(AdminViews.slotFields(try response.json()).rendered)
         }
     }
 

@@ -16,7 +16,8 @@ struct StreamCommand: AsyncParsableCommand {
 
     struct List: AsyncParsableCommand {
         static let configuration = CommandConfiguration(commandName: "ls", abstract: "List streams with their sizes and heads.",
-                                                        discussion: "Example: hubctl stream ls --slot acme")
+                                                        discussion: "Examples: hubctl stream ls acme, hubctl stream ls --slot acme")
+        @Argument(help: ArgumentHelp("Only this slot's streams (the same as --slot).", valueName: "slot")) var slotName: String?
         @Option(help: ArgumentHelp("Only this slot's streams.", valueName: "slot")) var slot: String?
         @Option(help: ArgumentHelp("At most this many (1 to 10000).", valueName: "n")) var limit: Int = 1000
         @OptionGroup var hub: HubOptions
@@ -24,10 +25,13 @@ struct StreamCommand: AsyncParsableCommand {
 
         func validate() throws {
             guard (1...10_000).contains(limit) else { throw ValidationError("--limit must be 1 to 10000") }
+            if let slotName, let slot, slotName != slot {
+                throw ValidationError("the slot is given twice ('\(slotName)' and --slot '\(slot)'); give one")
+            }
         }
 
         func run() async throws {
-            let path = "/v1/admin/streams" + URLText.query([("slot", slot), ("limit", String(limit))])
+            let path = "/v1/admin/streams" + URLText.query([("slot", slotName ?? slot), ("limit", String(limit))])
             let response = try await HubClient.with(hub) { try await $0.json(.GET, path) }
             try Terminal.current.list(response, json: output.json, headers: AdminViews.streamHeaders, row: AdminViews.streamRow, empty: "no streams")
         }

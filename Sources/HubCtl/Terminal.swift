@@ -67,7 +67,7 @@ public final class Terminal: Sendable {
 /// A terminal that keeps what commands write, for tests.
 public final class CapturedTerminal: Sendable {
     private final class Buffers: Sendable {
-        let bytes = Mutex<(out: [UInt8], err: [UInt8])>(([], []))
+        let bytes = Mutex<(out: [UInt8], err: [UInt8], both: [UInt8])>(([], [], []))
     }
 
     private let buffers = Buffers()
@@ -76,11 +76,13 @@ public final class CapturedTerminal: Sendable {
     public init(environment: [String: String] = [:], input: [UInt8] = []) {
         let buffers = self.buffers
         terminal = Terminal(interactive: false, environment: environment,
-                            out: { bytes in buffers.bytes.withLock { $0.out += bytes } },
-                            err: { bytes in buffers.bytes.withLock { $0.err += bytes } },
+                            out: { bytes in buffers.bytes.withLock { $0.out += bytes; $0.both += bytes } },
+                            err: { bytes in buffers.bytes.withLock { $0.err += bytes; $0.both += bytes } },
                             input: { limit in input.count > limit ? nil : input })
     }
 
     public var stdout: String { String(decoding: buffers.bytes.withLock { $0.out }, as: UTF8.self) }
     public var stderr: String { String(decoding: buffers.bytes.withLock { $0.err }, as: UTF8.self) }
+    /// Both, in the order they were written (what a terminal shows).
+    public var transcript: String { String(decoding: buffers.bytes.withLock { $0.both }, as: UTF8.self) }
 }

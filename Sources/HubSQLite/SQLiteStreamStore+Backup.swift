@@ -13,6 +13,9 @@ extension SQLiteStreamStore: OnlineBackup {
         return try await readers.read { db throws(StoreError) in
             var destination: OpaquePointer?
             unlink(partial)
+            // A backup holds every message, like the store: the owner's alone.
+            let fd = open(partial, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, PrivateFiles.fileMode)
+            if fd >= 0 { Foundation.close(fd) }
             guard sqlite3_open_v2(partial, &destination, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, nil) == SQLITE_OK, let destination else {
                 sqlite3_close(destination)
                 throw StoreError.backupFailed("cannot create \(partial)")

@@ -37,7 +37,7 @@ struct Hubd: AsyncParsableCommand {
     @Flag(name: .customLong("print-config"), help: "Print the effective configuration (secrets redacted) and exit.") var printConfig = false
     @Flag(name: .customLong("check-config"), help: "Validate the configuration and exit: 0 if usable, 78 if not.") var checkConfig = false
     @Option(help: "HTTP listener HOST:PORT; port 0 picks a free one (default: 127.0.0.1:4437).") var listen: String?
-    @Option(name: .customLong("data-dir"), help: "Directory of the SQLite database and admin.token (default: ./data).") var dataDir: String?
+    @Option(name: .customLong("data-dir"), help: "Directory of the SQLite database and admin.token, created mode 0700 (default: ./data).") var dataDir: String?
     @Option(help: "tokens (bearer tokens, the default) or open (no auth; development only).") var auth: String?
     @Option(name: .customLong("long-poll-timeout"), help: "How long a long-poll waits for data: 500ms, 30s, 2m (default: 30s).") var longPollTimeout: String?
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical (default: info).") var logLevel: String?

@@ -19,6 +19,7 @@ struct CtlCommandTests {
             #expect(r.code == 0, "\(r)")
             #expect(r.lines.contains("retention:       age 7d, records 1000"), "\(r)")
             #expect(r.err == "created slot acme\n")
+            #expect(r.transcript.hasPrefix("created slot acme\n"), "the confirmation comes before the details: \(r.transcript)")
             r = await hubctl(["slot", "ls"], env)
             #expect(r.lines.count == 2 && r.lines[0].hasPrefix("NAME  STREAMS") && r.lines[1].hasPrefix("acme  0"), "\(r)")
             // One retention value changes; the others stay (the API replaces groups, hubctl merges).
@@ -135,6 +136,10 @@ struct CtlCommandTests {
             #expect(r.code == 1 && r.err.contains("409 stream-closed"), "\(r)")
             r = await hubctl(["stream", "ls", "--slot", "acme"], env)
             #expect(r.lines.contains { $0.hasPrefix("acme/orders ") && $0.contains(" closed ") }, "\(r)")
+            let positional = await hubctl(["stream", "ls", "acme"], env)
+            #expect(positional.code == 0 && positional.out == r.out, "the slot as a positional argument: \(positional)")
+            r = await hubctl(["stream", "ls", "acme", "--slot", "other"], env)
+            #expect(r.code == 64 && r.err.contains("the slot is given twice"), "\(r)")
             r = await hubctl(["stream", "rm", "acme/log", "--yes"], env)
             #expect(r.code == 0, "\(r)")
             r = await hubctl(["tail", "acme/log"], env)

@@ -9,6 +9,8 @@ struct CtlRun: Sendable, CustomStringConvertible {
     let code: Int32
     let out: String
     let err: String
+    /// stdout and stderr in the order they were written.
+    let transcript: String
     var lines: [String] { out.split(separator: "\n", omittingEmptySubsequences: false).map(String.init).filter { !$0.isEmpty } }
     var description: String { "exit \(code)\nstdout:\n\(out)\nstderr:\n\(err)" }
 }
@@ -17,7 +19,7 @@ struct CtlRun: Sendable, CustomStringConvertible {
 func hubctl(_ arguments: [String], _ environment: [String: String], input: String = "") async -> CtlRun {
     let terminal = CapturedTerminal(environment: environment, input: Array(input.utf8))
     let code = await HubCtl.main(arguments, terminal: terminal.terminal)
-    return CtlRun(code: code, out: terminal.stdout, err: terminal.stderr)
+    return CtlRun(code: code, out: terminal.stdout, err: terminal.stderr, transcript: terminal.transcript)
 }
 
 /// A real hub in tokens mode; hubctl reaches it through its admin socket (HUB_SOCKET).

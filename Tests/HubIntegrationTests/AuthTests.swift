@@ -317,6 +317,7 @@ struct AuthTests {
             let backup = try await hub.admin(.POST, "backup", token: admin, json: #"{"path":"\#(target)"}"#)
             try await appender.value
             #expect(backup.status == 201, "\(backup.text)")
+            #expect(fileMode(target) == 0o600, "a backup holds every message: the owner's alone")
             #expect(try await hub.admin(.POST, "backup", token: admin, json: #"{"path":"\#(target)"}"#).status == 422, "never overwrites")
             #expect(try await hub.admin(.GET, "audit", token: admin).text.contains(#""action":"backup""#))
             // The copy is a complete, consistent database that a hub can open.
