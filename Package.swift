@@ -25,6 +25,7 @@ let nioSSL: Target.Dependency = .product(name: "NIOSSL", package: "swift-nio-ssl
 let webSocket: Target.Dependency = .product(name: "WSCore", package: "swift-websocket")
 let webSocketCompression: Target.Dependency = .product(name: "WSCompression", package: "swift-websocket")
 let webSocketClient: Target.Dependency = .product(name: "WSClient", package: "swift-websocket")
+let nioHTTPTypes: Target.Dependency = .product(name: "NIOHTTPTypes", package: "swift-nio-extras")
 let nioHTTPTypesHTTP1: Target.Dependency = .product(name: "NIOHTTPTypesHTTP1", package: "swift-nio-extras")
 let argumentParser: Target.Dependency = .product(name: "ArgumentParser", package: "swift-argument-parser")
 let compressNIO: Target.Dependency = .product(name: "CompressNIO", package: "compress-nio")
@@ -66,7 +67,7 @@ let package = Package(
         .target(name: "HubPostgres", dependencies: ["HubCore", postgresNIO, .product(name: "_ConnectionPoolModule", package: "postgres-nio"), nioCore, nioPosix, nioSSL, logging, serviceLifecycle], swiftSettings: strict),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
-        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, compressNIO, httpTypes, webSocket, webSocketCompression, nioWebSocket, serviceLifecycle, logging, prometheus], swiftSettings: strict),
+        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, compressNIO, httpTypes, webSocket, webSocketCompression, nioWebSocket, nioHTTPTypes, serviceLifecycle, logging, prometheus], swiftSettings: strict),
         .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubPostgres", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", "HubCore", argumentParser], swiftSettings: strict),
 

@@ -1,3 +1,4 @@
+import NIOCore
 /// Durable storage for streams. `StreamStoreContract` (Tests/) checks every implementation against these rules:
 /// - offsets in a stream strictly increase and are never reused, including after a restart;
 /// - the slot `seq` of every record is dense and strictly increasing per slot, in commit order;
@@ -31,4 +32,13 @@ public protocol ReadinessChecking: Sendable {
 public protocol ExpirySweeping: Sendable {
     /// Removes up to `limit` expired streams (soft-deleting those that forks still read); returns how many.
     func sweepExpired(limit: Int) async throws(StoreError) -> Int
+}
+
+/// Optional: appends submitted from a NIO event loop without a Swift task (the hot path, docs/architecture.md).
+/// The store runs the same `append` rules; `completion` runs on `eventLoop` after the commit, batched with every
+/// other completion of that commit for the same loop, so a group commit costs one hop per event loop, not one
+/// per append. An outcome is reported only after the transaction committed.
+public protocol AppendSubmitting: Sendable {
+    func submitAppend(_ path: StreamPath, _ request: AppendRequest, on eventLoop: any EventLoop,
+                      completion: @escaping @Sendable (Result<AppendOutcome, StoreError>) -> Void)
 }

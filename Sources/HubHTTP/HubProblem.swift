@@ -18,9 +18,15 @@ public struct HubProblem: Error, Sendable {
     }
 
     func response(instance: String) -> Response {
+        let (headers, body) = rendered(instance: instance)
+        return Response(status: status, headers: headers, body: .init(byteBuffer: body))
+    }
+
+    /// The headers and problem+json body of the response (the router's and the hot path's).
+    func rendered(instance: String) -> (headers: HTTPFields, body: ByteBuffer) {
         var headers = headers
         headers[.contentType] = ProblemDocument.contentType
-        return Response(status: status, headers: headers, body: .init(byteBuffer: ByteBuffer(string: document(instance: instance).json)))
+        return (headers, ByteBuffer(string: document(instance: instance).json))
     }
 
     /// The problem document alone, for answers inside a stream (an SSE `error` event, a WebSocket frame).

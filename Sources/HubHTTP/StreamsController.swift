@@ -70,35 +70,11 @@ struct StreamsController: Sendable {
     @Sendable func append(_ request: Request, context: HubRequestContext) async throws -> Response {
         let path = try Self.streamPath(request)
         try await context.authorize(.append, on: path, using: auth)
-        let headers = try DSRequestHeaders.append(request.headers.lookup())
         let body = try await request.body.collect(upTo: limits.maxBodyBytes)
-        var contentType: ContentType?
-        var messages: [NewMessage] = []
-        if body.readableBytes == 0 {
-            guard headers.closed else { throw ProtocolError.emptyBody }
-        } else {
-            guard let type = try Self.contentType(request) else { throw ProtocolError.missingContentType }
-            contentType = type
-            messages = try Self.messages(body, type: type, allowEmptyArray: false)
-        }
-        let outcome = try await store.append(path, AppendRequest(
-            contentType: contentType, messages: messages, close: headers.closed, streamSeq: headers.streamSeq, producer: headers.producer))
-        var fields: HTTPFields = [.streamNextOffset: outcome.info.head.wire]
-        if outcome.info.closed { fields[.streamClosed] = "true" }
-        if case .appended = outcome { metrics.recordAppend(messages) }
-        switch outcome {
-        case .appended(_, producer: nil):
-            return Response(status: .noContent, headers: fields)
-        case .appended(_, producer: let ack?):
-            fields[.producerEpoch] = String(ack.epoch)
-            fields[.producerSeq] = String(ack.seq)
-            // 200 when the producer's data was stored; a close-only request stored nothing (§5).
-            return Response(status: messages.isEmpty ? .noContent : .ok, headers: fields)
-        case .duplicate(_, producer: let ack):
-            fields[.producerEpoch] = String(ack.epoch)
-            fields[.producerSeq] = String(ack.seq)
-            return Response(status: .noContent, headers: fields)
-        }
+        let append = try StreamAppend.request(request.headers, body: body)
+        let outcome = try await store.append(path, append)
+        let answer = StreamAppend.answer(outcome, to: append, metrics: metrics)
+        return Response(status: answer.status, headers: answer.fields)
     }
 
     // MARK: GET / HEAD / DELETE
@@ -150,7 +126,12 @@ struct StreamsController: Sendable {
 
     /// The stream path after `/v1/stream/`, percent-decoded and validated. `__ds` is reserved (§11).
     static func streamPath(_ request: Request) throws -> StreamPath {
-        let raw = request.uri.path.dropFirst(prefix.count)
+        try streamPath(rawPath: request.uri.path)
+    }
+
+    /// `streamPath(_:)` from the request target's path (no query), for the hot path.
+    static func streamPath(rawPath: some StringProtocol) throws -> StreamPath {
+        let raw = rawPath.dropFirst(prefix.count)
         // An encoded slash would silently change which segments the path has: refuse it rather than guess.
         guard !raw.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(String(raw)) }
         let decoded = raw.contains("%") ? (String(raw).removingPercentEncoding ?? "") : String(raw)
@@ -178,7 +159,11 @@ struct StreamsController: Sendable {
     }
 
     static func contentType(_ request: Request) throws -> ContentType? {
-        guard let raw = request.headers[.contentType], !raw.isEmpty else { return nil }
+        try contentType(request.headers)
+    }
+
+    static func contentType(_ fields: HTTPFields) throws -> ContentType? {
+        guard let raw = fields[.contentType], !raw.isEmpty else { return nil }
         guard let type = ContentType(validating: raw) else {
             throw ProtocolError.invalidHeader(name: "Content-Type", reason: "must be a media type such as text/plain")
         }

@@ -1,9 +1,10 @@
 import Foundation
 import HubCore
 import Logging
+import NIOCore
 
 /// The default backend: one SQLite file in WAL mode, one group-committing writer thread, a pool of readers.
-public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
+public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubmitting {
     public enum Synchronous: String, Sendable, CaseIterable {
         /// Durable across a process crash (`kill -9`); the last commits may be lost on power failure.
         case normal
@@ -33,6 +34,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
     public init(_ configuration: Configuration, signal: any ChangeSignal) throws(StoreError) {
         self.configuration = configuration
         lock = try StoreLock(databasePath: configuration.path)
+        PrivateFiles.prepareDatabase(at: configuration.path)
         let connection: SQLiteConnection
         do {
             connection = try SQLiteConnection(path: configuration.path, readOnly: false)
@@ -67,11 +69,20 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking {
     }
 
     public func append(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
-        try await writer.perform { db, changed throws(StoreError) in
-            let outcome = try StreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
-            if case .appended = outcome, !request.messages.isEmpty { try Self.applyRecordLimit(db, slot: path.slot, changed: &changed) }
-            return outcome
-        }
+        try await writer.perform { db, changed throws(StoreError) in try Self.append(db, path, request, changed: &changed) }
+    }
+
+    public func submitAppend(_ path: StreamPath, _ request: AppendRequest, on eventLoop: any EventLoop,
+                             completion: @escaping @Sendable (Result<AppendOutcome, StoreError>) -> Void) {
+        writer.submit(on: eventLoop, { db, changed throws(StoreError) in try Self.append(db, path, request, changed: &changed) },
+                      completion: completion)
+    }
+
+    private static func append(_ db: SQLiteConnection, _ path: StreamPath, _ request: AppendRequest,
+                               changed: inout Set<Int64>) throws(StoreError) -> AppendOutcome {
+        let outcome = try StreamQueries.append(db, path: path, request: request, nowMs: nowMs, changed: &changed)
+        if case .appended = outcome, !request.messages.isEmpty { try applyRecordLimit(db, slot: path.slot, changed: &changed) }
+        return outcome
     }
 
     public func read(_ path: StreamPath, after offset: Offset, maxBytes: Int) async throws(StoreError) -> ReadResult {

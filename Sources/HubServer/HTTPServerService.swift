@@ -36,6 +36,8 @@ struct HTTPServerService: Service {
     let metrics: HubMetrics
     /// WebSocket upgrades (`/v1/ws`) go through the same router, which decides whether to upgrade.
     let webSocket: WebSocketSettings
+    /// The hot routes, answered from the event loop (`HotPathRouter` decides); nil: every request goes to the router.
+    var hotPath: HotPath? = nil
     /// When set, connections speak TLS with the current certificate.
     var tls: TLSCertificates? = nil
     let onRunning: @Sendable (any Channel) -> Void
@@ -59,7 +61,7 @@ struct HTTPServerService: Service {
             response.headers[.server] = "hubd"
             let writer = responseWriter
             try await writer.write(response: response.head, body: response.body)
-        }, router: responder, settings: webSocket)
+        }, router: responder, settings: webSocket, hotPath: hotPath)
         let bootstrap = ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
@@ -96,27 +98,6 @@ struct HTTPServerService: Service {
             }
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
-        }
-    }
-}
-
-/// IMF-fixdate for the `Date` header (RFC 9110 §5.6.7), cached for the second it names.
-enum HTTPDate {
-    private static let cache = NIOLockedValueBox<(second: Int, text: String)>((0, ""))
-
-    static var now: String {
-        let second = Int(Date().timeIntervalSince1970)
-        return cache.withLockedValue { cached in
-            if cached.second == second { return cached.text }
-            var t = time_t(second)
-            var parts = tm()
-            gmtime_r(&t, &parts)
-            let days = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"], months = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"]
-            func two(_ v: Int32) -> String { v < 10 ? "0\(v)" : "\(v)" }
-            let text = "\(days[Int(parts.tm_wday)]), \(two(parts.tm_mday)) \(months[Int(parts.tm_mon)]) \(parts.tm_year + 1900) "
-                + "\(two(parts.tm_hour)):\(two(parts.tm_min)):\(two(parts.tm_sec)) GMT"
-            cached = (second, text)
-            return text
         }
     }
 }

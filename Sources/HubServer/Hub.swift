@@ -27,7 +27,10 @@ public struct Hub: Sendable {
             logger.warning("auth mode is OPEN: anyone who can reach \(config.listenHost):\(config.listenPort) can read, write and delete every stream")
         }
         do {
-            try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true)
+            // The store, the admin token and the admin socket live here: only the owner may list or open it.
+            // An existing directory keeps the mode its operator gave it.
+            try FileManager.default.createDirectory(atPath: config.dataDirectory, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o700])
         } catch {
             throw ConfigurationError("cannot create data directory \(config.dataDirectory): \(error.localizedDescription)")
         }
@@ -74,8 +77,11 @@ public struct Hub: Sendable {
             notifier.send(.ready, .status("serving on \(httpTarget)"))
             onListening?(port)
         }
+        // The network listeners serve the hot routes from their event loops; the admin socket has only the router.
+        let hotPath = HotPath(router: HotPathRouter(store: store, auth: auth), limits: config.http, metrics: metrics, logger: logger)
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
-            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { channel in
+            .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings,
+                                             hotPath: hotPath) { channel in
                 let port = channel.localAddress?.port ?? 0
                 if let ip = channel.localAddress?.ipAddress {
                     httpListener.withLockedValue { $0 = ip.contains(":") ? "[\(ip)]:\(port)" : "\(ip):\(port)" }
@@ -86,7 +92,8 @@ public struct Hub: Sendable {
             }),
         ]
         if let tls {
-            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { channel in
+            var server = HTTPServerService(target: tls.target, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings,
+                                           hotPath: hotPath) { channel in
                 logger.info("listening with TLS", metadata: ["hub.listener": "\(tls.target)", "hub.tls-port": "\(channel.localAddress?.port ?? 0)"])
                 ready.arrived(port: nil)
             }

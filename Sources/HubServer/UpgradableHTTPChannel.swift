@@ -39,16 +39,19 @@ struct UpgradableHTTPChannel: ServerChildChannel {
     let http: HTTP1Channel
     let router: RouterResponder<HubRequestContext>
     let settings: WebSocketSettings
+    let hotPath: HotPath?
 
-    init(responder: @escaping HTTPChannelHandler.Responder, router: RouterResponder<HubRequestContext>, settings: WebSocketSettings) {
+    init(responder: @escaping HTTPChannelHandler.Responder, router: RouterResponder<HubRequestContext>, settings: WebSocketSettings,
+         hotPath: HotPath?) {
         http = HTTP1Channel(responder: responder)
         self.router = router
         self.settings = settings
+        self.hotPath = hotPath
     }
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<Value> {
         channel.eventLoop.makeCompletedFuture {
-            let router = self.router, settings = self.settings
+            let router = self.router, settings = self.settings, hotPath = self.hotPath
             // Set by the check, read by the pipeline switch that follows it on the same connection.
             let accepted = NIOLockedValueBox<Accepted?>(nil)
             let refusal = NIOLockedValueBox<Response?>(nil)
@@ -85,6 +88,7 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
+                        if let hotPath { try channel.pipeline.syncOperations.addHandler(hotPath.handler()) }
                         return .http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
                     }

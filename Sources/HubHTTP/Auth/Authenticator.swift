@@ -75,6 +75,18 @@ public final class Authenticator: Sendable {
         return grant
     }
 
+    /// The hot path's check, decided without the store: `.everything` in open mode, or the grant of a bearer token
+    /// this hub already verified and cached, still unexpired. Nil when it cannot be decided here (anonymous, a
+    /// token not yet cached, malformed or expired): the router then takes the request and gives the full answer.
+    public func cachedGrant(authorization: String?, address: String?) -> Grant? {
+        if configuration.mode == .open { return .everything("open") }
+        guard let authorization, let text = BearerToken.fromAuthorization(authorization), let token = BearerToken(parsing: text) else { return nil }
+        let now = Self.nowMs
+        guard let grant = caches.withLock({ $0.tokens[token.digest] }), grant.expiresAtMs.map({ now < $0 }) ?? true else { return nil }
+        touch(grant.tokenID, now: now, address: address)
+        return grant
+    }
+
     /// Settings of a slot for anonymous access (nil when the slot does not exist).
     public func slotSettings(_ slot: SlotName) async throws -> SlotSettings? {
         if let cached = caches.withLock({ $0.slots[slot] }) { return cached }

@@ -1,0 +1,227 @@
+import HTTPTypes
+import HubCore
+import Logging
+import NIOCore
+import NIOHTTPTypes
+
+/// What the hot path needs, built once per listener (`Hub.build`) and shared by every connection's handler.
+public struct HotPath: Sendable {
+    public let router: HotPathRouter
+    let limits: HTTPLimits
+    let metrics: HubMetrics
+    let logger: Logger
+
+    public init(router: HotPathRouter, limits: HTTPLimits, metrics: HubMetrics, logger: Logger) {
+        self.router = router; self.limits = limits; self.metrics = metrics; self.logger = logger
+    }
+
+    /// A new handler for one connection.
+    public func handler() -> HotPathHandler { HotPathHandler(self) }
+}
+
+/// The hot path on one HTTP/1.1 connection, between Hummingbird's HTTP codec and its request channel:
+///
+///     socket ─ HTTP/1 codec ─ HTTP1ToHTTPServerCodec ─ HTTPConnectionStateHandler ─ HotPathHandler ─ Hummingbird
+///
+/// For each request head, `HotPathRouter` decides. A general request passes through untouched; a hot one is
+/// answered here: the body is aggregated (bounded by `maxBodyBytes`), the append is submitted to the store with
+/// this event loop, and the store's completion — run on this loop after the commit, batched with the loop's other
+/// completions of that commit — writes the response. No Swift task, no per-request allocation beyond the body.
+///
+/// Responses leave in request order even when a client pipelines: while a request handed to the router has not
+/// been answered, later requests go to the router too; while a hot request waits for its commit, later parts are
+/// held (and reads paused) until it is answered.
+public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler {
+    public typealias InboundIn = HTTPRequestPart
+    public typealias InboundOut = HTTPRequestPart
+    public typealias OutboundIn = HTTPResponsePart
+    public typealias OutboundOut = HTTPResponsePart
+
+    /// A hot request being read.
+    private struct Collecting {
+        let request: HTTPRequest
+        let path: StreamPath
+        let tokenID: String
+        var body: ByteBuffer?
+        var bytes = 0
+    }
+
+    private enum State {
+        case idle
+        /// The current request's parts go to the router.
+        case general
+        case collecting(Collecting)
+        /// A hot request is complete and waits for its commit.
+        case answering
+        /// A response that closes the connection was written; nothing more is read.
+        case closing
+    }
+
+    private let hot: HotPath
+    private var state = State.idle
+    /// Requests handed to the router whose response has not ended yet.
+    private var routerPending = 0
+    /// Parts a pipelining client sent while a hot request was being answered.
+    private var held = CircularBuffer<HTTPRequestPart>()
+    private var readWanted = false
+
+    init(_ hot: HotPath) { self.hot = hot }
+
+    // MARK: Inbound
+
+    public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let part = unwrapInboundIn(data)
+        switch state {
+        case .answering:
+            held.append(part)
+            return
+        case .closing:
+            return
+        default:
+            handle(part, context: context)
+        }
+    }
+
+    private func handle(_ part: HTTPRequestPart, context: ChannelHandlerContext) {
+        switch (state, part) {
+        case (.idle, .head(let request)):
+            let route = routerPending > 0 ? .general
+                : hot.router.route(request, remoteAddress: context.channel.remoteAddress?.ipAddress)
+            switch route {
+            case .general:
+                state = .general
+                routerPending += 1
+                context.fireChannelRead(wrapInboundOut(part))
+            case .streamAppend(let path, let tokenID):
+                state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
+            }
+        case (.general, .end):
+            state = .idle
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.general, _):
+            context.fireChannelRead(wrapInboundOut(part))
+        case (.collecting(var collecting), .body(var chunk)):
+            collecting.bytes += chunk.readableBytes
+            guard collecting.bytes <= hot.limits.maxBodyBytes else {
+                // Nothing of an oversized body is stored; the rest of it is not read.
+                return fail(NIOTooManyBytesError(maxBytes: hot.limits.maxBodyBytes), request: collecting.request, close: true, context: context)
+            }
+            if collecting.body == nil {
+                collecting.body = chunk
+            } else {
+                collecting.body!.writeBuffer(&chunk)
+            }
+            state = .collecting(collecting)
+        case (.collecting(let collecting), .end):
+            state = .answering
+            append(collecting, context: context)
+        default:
+            // The codec delivers head, body…, end; anything else is a bug upstream. Close rather than guess.
+            hot.logger.error("hot path: unexpected request part", metadata: ["state": "\(state)"])
+            state = .closing
+            context.close(promise: nil)
+        }
+    }
+
+    public func read(context: ChannelHandlerContext) {
+        if isReading {
+            context.read()
+        } else {
+            readWanted = true  // no more input until this request is answered: bounded memory, ordered answers
+        }
+    }
+
+    // MARK: Outbound (the router's responses)
+
+    public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
+        if case .end = unwrapOutboundIn(data) { routerPending -= 1 }
+        context.write(data, promise: promise)
+    }
+
+    // MARK: The append
+
+    private func append(_ collecting: Collecting, context: ChannelHandlerContext) {
+        let request: AppendRequest
+        do {
+            request = try StreamAppend.request(collecting.request.headerFields, body: collecting.body ?? ByteBuffer())
+        } catch {
+            return fail(error, request: collecting.request, close: false, context: context)
+        }
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let started = hot.logger.logLevel <= .debug ? ContinuousClock.now : nil
+        hot.router.appender!.submitAppend(collecting.path, request, on: context.eventLoop) { result in
+            let (handler, context) = loopBound.value
+            switch result {
+            case .success(let outcome):
+                let answer = StreamAppend.answer(outcome, to: request, metrics: handler.hot.metrics)
+                handler.respond(answer.status, answer.fields, body: nil, to: collecting.request, context: context)
+            case .failure(let error):
+                handler.fail(error, request: collecting.request, close: false, context: context)
+            }
+            if let started { handler.logRequest(collecting, since: started) }
+        }
+    }
+
+    private func fail(_ error: any Error, request: HTTPRequest, close: Bool, context: ChannelHandlerContext) {
+        let problem = ProblemMiddleware.problem(for: error, logger: hot.logger)
+        let (fields, body) = problem.rendered(instance: request.path.map(Self.pathOnly) ?? "")
+        respond(problem.status, fields, body: body, to: request, forceClose: close, context: context)
+    }
+
+    // MARK: Responses
+
+    private func respond(_ status: HTTPResponse.Status, _ fields: HTTPFields, body: ByteBuffer?, to request: HTTPRequest,
+                         forceClose: Bool = false, context: ChannelHandlerContext) {
+        let close = forceClose || request.headerFields[.connection]?.lowercased() == "close"
+        var fields = fields
+        ResponseHeadersMiddleware.add(to: &fields, method: request.method)
+        fields[.date] = HTTPDate.now
+        fields[.server] = "hubd"
+        if status != .noContent { fields[.contentLength] = String(body?.readableBytes ?? 0) }
+        if close { fields[.connection] = "close" }
+        hot.metrics.recordResponse(status: Int(status.code))
+        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if close {
+            state = .closing
+            held.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        state = .idle
+        // Whatever a pipelining client sent meanwhile, in order; it may start another hot request.
+        while isReading, let part = held.popFirst() {
+            handle(part, context: context)
+        }
+        if readWanted, isReading {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    /// Whether parts are being taken (not waiting for a commit, not closing).
+    private var isReading: Bool {
+        switch state {
+        case .answering, .closing: false
+        default: true
+        }
+    }
+
+    private func logRequest(_ collecting: Collecting, since start: ContinuousClock.Instant) {
+        let elapsed = ContinuousClock.now - start
+        var logger = hot.logger
+        logger[metadataKey: "hub.token"] = "\(collecting.tokenID)"
+        logger.debug("request", metadata: [
+            "http.method": "POST", "http.path": "\(collecting.request.path.map(Self.pathOnly) ?? "")", "hub.path": "hot",
+            "http.duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
+        ])
+    }
+
+    private static func pathOnly(_ target: String) -> String {
+        target.firstIndex(of: "?").map { String(target[..<$0]) } ?? target
+    }
+}
+
+@available(*, unavailable)
+extension HotPathHandler: Sendable {}
