@@ -179,7 +179,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         fields[.server] = "hubd"
         if status != .noContent { fields[.contentLength] = String(body?.readableBytes ?? 0) }
         if close { fields[.connection] = "close" }
-        hot.metrics.recordResponse(status: Int(status.code))
+        hot.metrics.recordResponse(status: Int(status.code), hotPath: true)
         context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
@@ -191,9 +191,12 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         state = .idle
         // Whatever a pipelining client sent meanwhile, in order; it may start another hot request.
+        let replaying = !held.isEmpty
         while isReading, let part = held.popFirst() {
             handle(part, context: context)
         }
+        // What was handed on reaches the router's request stream at the end of a read (it yields in batches).
+        if replaying { context.fireChannelReadComplete() }
         if readWanted, isReading {
             readWanted = false
             context.read()

@@ -18,6 +18,7 @@ public final class HubMetrics: Sendable {
     let slowConsumerCloses: Counter
     let redeliveries: Counter
     let retentionRemoved: Counter
+    let hotPathResponses: Counter
     /// Open connections by transport, readable by the admin API (gauges cannot be read back).
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
     /// WebSocket subscribers parked at the tail on the push path (they wait without a change-signal waiter each).
@@ -49,6 +50,8 @@ public final class HubMetrics: Sendable {
         redeliveries = registry.makeCounter(descriptor: Self.name("consumer_redeliveries", "total",
                                                                   "Times a durable consumer's unacknowledged frames were sent again after ack_wait."))
         retentionRemoved = registry.makeCounter(descriptor: Self.name("retention_removed_records", "total", "Records removed by slot retention sweeps."))
+        hotPathResponses = registry.makeCounter(descriptor: Self.name("hot_path_responses", "total",
+                                                                      "Responses written by the hot path (from the event loop, without the router)."))
         deliveryLatency = registry.makeDurationHistogram(
             descriptor: Self.name("delivery_latency", "seconds", "From a message's commit to its write to a live reader (SSE and long-poll)."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -95,8 +98,9 @@ public final class HubMetrics: Sendable {
         authFailure(reason).increment()
     }
 
-    func recordResponse(status: Int) {
+    func recordResponse(status: Int, hotPath: Bool = false) {
         responses[min(max(status / 100, 1), 5) - 1].increment()
+        if hotPath { hotPathResponses.increment() }
     }
 
     func recordAppend(_ messages: [NewMessage]) {

@@ -1,0 +1,211 @@
+import Foundation
+import HubServer
+import HubTestSupport
+import NIOHTTP1
+import Testing
+
+/// The hot path (`HotPathRouter`, `HotPathHandler`) against the router: the same request gets the same answer on
+/// both paths, pipelined requests are answered in order across them, and its limits hold.
+@Suite("Hot path: appends answered from the event loop")
+struct HotPathTests {
+    /// One append, sent to the hot path (no query) and to the router (`?via=router`: queries always go there).
+    private struct Step {
+        let headers: [(String, String)]
+        let body: String?
+    }
+
+    @Test("every append outcome and refusal is the router's answer, status, headers and problem document alike")
+    func sameAnswers() async throws {
+        try await withRunningHub { hub in
+            let hot = uniqueStream(), routed = uniqueStream()
+            for p in [hot, routed] { #expect(try await hub.put(p, [textType]).status == 201) }
+            let producer = [("Producer-Id", "p1"), ("Producer-Epoch", "0")]
+            let steps: [Step] = [
+                Step(headers: [textType], body: "one"),
+                Step(headers: [textType], body: nil),                                       // 400 empty body
+                Step(headers: [], body: "no type"),                                         // 400 missing content type
+                Step(headers: [("Content-Type", "application/json")], body: "[1]"),         // 409 content type
+                Step(headers: [("Content-Type", "text/plain; charset=utf-8")], body: "two"),  // the same type, with a parameter
+                Step(headers: [textType, ("Stream-Seq", "b")], body: "three"),
+                Step(headers: [textType, ("Stream-Seq", "a")], body: "four"),               // 409 seq regression
+                Step(headers: [textType] + producer + [("Producer-Seq", "0")], body: "five"),  // 200
+                Step(headers: [textType] + producer + [("Producer-Seq", "0")], body: "five"),  // 204 duplicate
+                Step(headers: [textType] + producer + [("Producer-Seq", "2")], body: "six"),   // 409 gap
+                Step(headers: [textType, ("Producer-Id", "p2")], body: "seven"),            // 400 incomplete producer
+                Step(headers: [textType, ("Stream-Closed", "true")], body: nil),            // 204 closes
+                Step(headers: [textType], body: "eight"),                                   // 409 closed
+            ]
+            let before = try await hotResponses(hub)
+            for (index, step) in steps.enumerated() {
+                let a = try await hub.client.request(.POST, hub.streamURL(hot), headers: step.headers, body: step.body)
+                let b = try await hub.client.request(.POST, hub.streamURL(routed, "via=router"), headers: step.headers, body: step.body)
+                #expect(a.status == b.status, "step \(index): \(a.status) \(a.text) vs \(b.status) \(b.text)")
+                #expect(comparable(a.headers) == comparable(b.headers), "step \(index)")
+                #expect(a.text.replacingOccurrences(of: hot, with: "S") == b.text.replacingOccurrences(of: routed, with: "S"), "step \(index)")
+            }
+            #expect(try await hubResponsesDelta(hub, since: before) == steps.count, "every hot request was answered by the hot path")
+            let stored = try await hub.get(hot, "offset=-1").text, storedByRouter = try await hub.get(routed, "offset=-1").text
+            #expect(stored.hasPrefix("one") && stored.contains("five") && stored == storedByRouter)
+            #expect(try await hub.post(uniqueStream(), body: "x").status == 404)
+        }
+    }
+
+    @Test("pipelined requests are answered in order, across the hot path and the router")
+    func pipelining() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            #expect(try await hub.put(p, [textType]).status == 201)
+            func post(_ body: String) -> String {
+                "POST /v1/stream/\(p) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+            }
+            let get = "GET /v1/stream/\(p)?offset=-1 HTTP/1.1\r\nHost: x\r\n\r\n"
+            // Hot, router, hot (while the router's answer is pending: it goes to the router), hot, router.
+            let wire = post("a") + get + post("b") + post("c") + get
+            let responses = try await RawHTTP.exchange(port: hub.port, send: wire, responses: 5)
+            #expect(responses.map(\.status) == [204, 200, 204, 204, 200])
+            #expect(responses.map { $0.header("stream-next-offset") } == ["00000000000000000001", "00000000000000000001",
+                                                                           "00000000000000000002", "00000000000000000003",
+                                                                           "00000000000000000003"])
+            #expect(responses[1].body == "a" && responses[4].body == "abc")
+        }
+    }
+
+    @Test("an oversized body is refused with 413 and nothing of it is stored; Connection: close is honoured")
+    func limits() async throws {
+        try await withRunningHub({ $0.http.maxBodyBytes = 1024 }) { hub in
+            let p = uniqueStream()
+            #expect(try await hub.put(p, [textType]).status == 201)
+            let big = String(repeating: "x", count: 4000)
+            let refused = try await RawHTTP.exchange(
+                port: hub.port, send: "POST /v1/stream/\(p) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 4000\r\n\r\n\(big)",
+                responses: 1, expectClose: true)
+            #expect(refused.map(\.status) == [413] && refused[0].body.contains("payload-too-large"))
+            #expect(refused[0].header("content-type") == "application/problem+json")
+            let closing = try await RawHTTP.exchange(
+                port: hub.port, send: "POST /v1/stream/\(p) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok",
+                responses: 1, expectClose: true)
+            #expect(closing.map(\.status) == [204] && closing[0].header("connection") == "close")
+            #expect(try await hub.get(p, "offset=-1").text == "ok")
+        }
+    }
+
+    @Test("with tokens, a verified token's appends take the hot path; anything else gets the router's refusal")
+    func tokens() async throws {
+        try await withTokenHub { hub, admin in
+            _ = try await hub.admin(.POST, "slots", token: admin, json: #"{"name":"hot"}"#)
+            let writer = try await hub.mint(admin, slot: "hot", scopes: ["create", "append", "read"])
+            let reader = try await hub.mint(admin, slot: "hot", scopes: ["read"])
+            let auth = ("Authorization", "Bearer \(writer.secret)")
+            #expect(try await hub.put("hot/s", [textType, auth]).status == 201)
+            let before = try await hotResponses(hub, token: admin)
+            for i in 0..<5 { #expect(try await hub.post("hot/s", [textType, auth], body: "\(i)").status == 204) }
+            #expect(try await hubResponsesDelta(hub, since: before, token: admin) == 5)
+            #expect(try await hub.post("hot/s", [textType], body: "x").status == 401)
+            #expect(try await hub.post("hot/s", [textType, ("Authorization", "Bearer \(reader.secret)")], body: "x").status == 403)
+            #expect(try await hub.admin(.DELETE, "tokens/\(writer.id)", token: admin).status == 204)
+            #expect(try await hub.post("hot/s", [textType, auth], body: "x").status == 401, "revocation reaches the hot path at once")
+            #expect(try await hub.get("hot/s", "offset=-1", headers: [("Authorization", "Bearer \(reader.secret)")]).text == "01234")
+        }
+    }
+
+    // MARK: Helpers
+
+    /// Headers that must match between the two paths: all but the date.
+    private func comparable(_ headers: HTTPHeaders) -> [String] {
+        headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
+    }
+
+    private func hotResponses(_ hub: RunningHub, token: String? = nil) async throws -> Int {
+        let headers = token.map { [("Authorization", "Bearer \($0)")] } ?? []
+        let text = try await hub.client.request(.GET, "/metrics", headers: headers).text
+        let line = text.split(separator: "\n").first { $0.hasPrefix("hub_hot_path_responses_total ") }
+        return Int(line?.split(separator: " ").last ?? "0") ?? 0
+    }
+
+    private func hubResponsesDelta(_ hub: RunningHub, since before: Int, token: String? = nil) async throws -> Int {
+        try await hotResponses(hub, token: token) - before
+    }
+}
+
+/// HTTP/1.1 on a plain blocking socket: what a pipelining client sends, written at once, and the responses read
+/// back in order (Content-Length bodies; 204 has none).
+enum RawHTTP {
+    struct Response: Sendable {
+        let status: Int
+        let headers: [(String, String)]
+        let body: String
+        func header(_ name: String) -> String? { headers.first { $0.0.lowercased() == name }?.1 }
+    }
+
+    static func exchange(port: Int, send: String, responses count: Int, expectClose: Bool = false) async throws -> [Response] {
+        try await withCheckedThrowingContinuation { continuation in
+            // Blocking calls off the cooperative pool, which the in-process hub needs.
+            DispatchQueue.global().async {
+                continuation.resume(with: Result { try blockingExchange(port: port, send: send, count: count, expectClose: expectClose) })
+            }
+        }
+    }
+
+    private static func blockingExchange(port: Int, send: String, count: Int, expectClose: Bool) throws -> [Response] {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var timeout = timeval(tv_sec: 10, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        guard connected == 0 else { throw TestFailure("connect failed") }
+        let bytes = Array(send.utf8)
+        var sent = 0
+        while sent < bytes.count {
+            let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
+            guard n > 0 else { break }  // a server that refuses a body may close before it was all sent
+            sent += n
+        }
+        var buffer: [UInt8] = []
+        var responses: [Response] = []
+        var closed = false
+        func fill() throws {
+            var chunk = [UInt8](repeating: 0, count: 65536)
+            let n = read(fd, &chunk, chunk.count)
+            // A server that closes with a refused body unread resets the connection: that is a close too.
+            if n == 0 || (n < 0 && errno == ECONNRESET && expectClose) { closed = true; return }
+            guard n > 0 else { throw TestFailure("read failed or timed out (errno \(errno)) after \(responses.count) responses") }
+            buffer += chunk[..<n]
+        }
+        while responses.count < count {
+            guard let end = find(Array("\r\n\r\n".utf8), in: buffer) else {
+                if closed { throw TestFailure("closed after \(responses.count) responses") }
+                try fill()
+                continue
+            }
+            let lines = String(decoding: buffer[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+            let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+            let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+                guard let colon = line.firstIndex(of: ":") else { return nil }
+                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+            }
+            let length = Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
+            while buffer.count < end + 4 + length {
+                if closed { throw TestFailure("closed inside a body") }
+                try fill()
+            }
+            responses.append(Response(status: status, headers: headers, body: String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)))
+            buffer.removeFirst(end + 4 + length)
+        }
+        if expectClose {
+            while !closed { try fill() }
+        }
+        return responses
+    }
+
+    private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
+        guard haystack.count >= needle.count else { return nil }
+        for i in 0...(haystack.count - needle.count) where haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }
+        return nil
+    }
+}
