@@ -78,7 +78,7 @@ public struct Hub: Sendable {
             onListening?(port)
         }
         // The network listeners serve the hot routes from their event loops; the admin socket has only the router.
-        let hotPath = HotPath(router: HotPathRouter(store: store, auth: auth), limits: config.http, metrics: metrics, logger: logger)
+        let hotPath = config.hotPath ? HotPath(router: HotPathRouter(store: store, auth: auth), limits: config.http, metrics: metrics, logger: logger) : nil
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings,
                                              hotPath: hotPath) { channel in

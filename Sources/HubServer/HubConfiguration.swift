@@ -34,6 +34,8 @@ public struct HubConfiguration: Sendable {
     public var allowQueryTokens = false
     /// `GET /metrics` needs a global admin token.
     public var metricsRequireToken = false
+    /// Serve the hot routes (stream appends) from the event loop; off: every request goes through the router.
+    public var hotPath = true
     /// The optional TLS listener: address, PEM certificate chain and PEM private key (all three or none).
     public var tlsListen: (host: String, port: Int)?
     public var tlsCertificate: String?
@@ -68,7 +70,7 @@ public struct HubConfiguration: Sendable {
             "long-poll-timeout": Self.formatDuration(http.longPollTimeout), "log-level": logLevel.value.rawValue, "synchronous": synchronous.rawValue,
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
-            "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken),
+            "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken), "hot-path": String(hotPath),
             "tls-listen": tlsListen.map { "\($0.host):\($0.port)" } ?? "", "tls-cert": tlsCertificate ?? "", "tls-key": tlsKey ?? "",
             "max-message-bytes": String(http.maxMessageBytes), "dedup-window": Self.formatDuration(http.dedupWindow),
             "self-service-slots": String(http.selfServiceSlots), "self-service-per-hour": Self.formatRate(http.selfServicePerHour),
@@ -108,7 +110,7 @@ extension HubConfiguration {
     /// `HUB_` + upper-cased name with `-` as `_` (`long-poll-timeout` → `HUB_LONG_POLL_TIMEOUT`).
     public static let optionNames = ["listen", "data-dir", "auth", "long-poll-timeout", "log-level", "synchronous", "max-body-bytes",
                                      "admin-socket", "rate-limit-token", "rate-limit-address", "allow-query-tokens",
-                                     "metrics-require-token", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
+                                     "metrics-require-token", "hot-path", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
                                      "self-service-slots", "self-service-per-hour", "retention-interval", "ws-ping-interval", "ws-send-timeout",
                                      "consumer-ack-wait", "consumer-max-in-flight", "web-dir", "store", "postgres-url",
                                      "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
@@ -176,7 +178,8 @@ extension HubConfiguration {
                 config[keyPath: keyPath] = n
             }
         }
-        for (option, keyPath) in [("allow-query-tokens", \HubConfiguration.allowQueryTokens), ("metrics-require-token", \HubConfiguration.metricsRequireToken)] {
+        for (option, keyPath) in [("allow-query-tokens", \HubConfiguration.allowQueryTokens), ("metrics-require-token", \HubConfiguration.metricsRequireToken),
+                                  ("hot-path", \HubConfiguration.hotPath)] {
             if let (v, source) = value(option) {
                 guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
                 config[keyPath: keyPath] = flag

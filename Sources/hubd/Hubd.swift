@@ -58,6 +58,7 @@ struct Hubd: AsyncParsableCommand {
     var rateLimitAddress: String?
     @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= in URLs: true or false (default: false; prefer tickets).") var allowQueryTokens: String?
     @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token: true or false (default: false).") var metricsRequireToken: String?
+    @Option(name: .customLong("hot-path"), help: "Answer stream appends from the event loop, without the router: true or false (default: true).") var hotPath: String?
     @Option(name: .customLong("tls-listen"), help: "Optional TLS listener as HOST:PORT (needs --tls-cert and --tls-key).") var tlsListen: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for the TLS listener; reloaded on SIGHUP.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for the TLS listener; reloaded on SIGHUP.") var tlsKey: String?
@@ -82,6 +83,7 @@ struct Hubd: AsyncParsableCommand {
         flags["synchronous"] = synchronous; flags["max-body-bytes"] = maxBodyBytes; flags["admin-socket"] = adminSocket; flags["web-dir"] = webDir
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         flags["metrics-require-token"] = metricsRequireToken
+        flags["hot-path"] = hotPath
         flags["tls-listen"] = tlsListen; flags["tls-cert"] = tlsCert; flags["tls-key"] = tlsKey
         flags["max-message-bytes"] = maxMessageBytes; flags["dedup-window"] = dedupWindow; flags["self-service-slots"] = selfServiceSlots
         flags["self-service-per-hour"] = selfServicePerHour; flags["retention-interval"] = retentionInterval; flags["ws-ping-interval"] = wsPingInterval

@@ -108,6 +108,18 @@ struct HotPathTests {
         }
     }
 
+    @Test("hot-path: false sends every append through the router")
+    func switchedOff() async throws {
+        try await withRunningHub({ $0.hotPath = false }) { hub in
+            let p = uniqueStream()
+            let created = try await hub.put(p, [textType])
+            #expect(created.status == 201)
+            for i in 0..<3 { #expect(try await hub.post(p, body: "\(i)").status == 204) }
+            #expect(try await hotResponses(hub) == 0)
+            #expect(try await hub.get(p, "offset=-1").text == "012")
+        }
+    }
+
     // MARK: Helpers
 
     /// Headers that must match between the two paths: all but the date.
