@@ -2,12 +2,18 @@ import Foundation
 import HubCore
 import NIOCore
 
-/// The single writer. Concurrent writes queue here and a dedicated thread commits everything that queued while the
-/// previous commit ran as *one* transaction (group commit): one WAL append and, with `synchronous=FULL`, one fsync
-/// for many requests. Each job runs inside its own savepoint, so one job's refusal never undoes another's work.
-/// A job's caller is resumed only after COMMIT returned: an acknowledged write is durable.
-/// Callers on a NIO event loop (the hot path) submit with their loop instead of awaiting: after a commit, the
-/// writer hands each loop all of its completions in one `execute`, so N appends from one loop cost one wake-up.
+/// The single writer. Concurrent writes queue here and whoever holds the connection commits everything that queued
+/// while the previous commit ran as *one* transaction (group commit): one WAL append and, with `synchronous=FULL`,
+/// one fsync for many requests. Each job runs inside its own savepoint, so one job's refusal never undoes another's
+/// work. A job's caller hears of it only after COMMIT returned: an acknowledged write is durable.
+///
+/// Two kinds of committer take turns on the one connection (never both at once: `committing`):
+/// - **An event loop (the hot path).** A loop that submits while nobody commits schedules one drain at the end of
+///   its current tick, so every request it read in that tick joins one transaction; it commits on its own thread and
+///   completes its own jobs in place — no thread hand-off at all. Jobs of other loops that joined get one `execute`
+///   per loop. A drain commits one group; what queued meanwhile goes to the writer thread, so no loop is kept busy
+///   with others' work.
+/// - **The writer thread**, for `perform` (async callers) and for what a drain leaves behind.
 final class SQLiteWriter: @unchecked Sendable {
     /// Upper bound on jobs per transaction, so one commit cannot grow without limit under a flood.
     static let maxBatch = 2048
@@ -17,15 +23,20 @@ final class SQLiteWriter: @unchecked Sendable {
         let run: (SQLiteConnection, inout Set<Int64>) -> Bool
         /// Called once with nil after a successful commit, or with the error that undid the transaction.
         let finish: (StoreError?) -> Void
-        /// Where `finish` runs: the submitting event loop, or (nil) the writer thread, which resumes a continuation.
+        /// Where `finish` runs: the submitting event loop, or (nil) the committer, which resumes a continuation.
         var eventLoop: (any EventLoop)? = nil
     }
 
     private let connection: SQLiteConnection
     private let signal: any ChangeSignal
     private let condition = NSCondition()
+    // Guarded by `condition`:
     private var queue: [Job] = []
     private var stopping = false
+    /// Someone (the thread or a loop's drain) is using the connection.
+    private var committing = false
+    /// A loop has a drain scheduled for the end of its tick; the thread leaves the queue to it.
+    private var drainScheduled = false
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -42,12 +53,12 @@ final class SQLiteWriter: @unchecked Sendable {
         thread.start()
     }
 
-    /// Finishes what is queued, then stops the thread.
+    /// Finishes what is queued, then stops the thread. Drains scheduled later fail their jobs with `.unavailable`.
     func stop() {
         condition.lock()
         let wasRunning = thread != nil && !stopping
         stopping = true
-        condition.signal()
+        condition.broadcast()
         condition.unlock()
         if wasRunning { stopped.wait() }
     }
@@ -62,10 +73,21 @@ final class SQLiteWriter: @unchecked Sendable {
     }
 
     /// `perform` for a caller on an event loop: `completion` runs on `eventLoop` once the transaction committed
-    /// (or failed), together with the loop's other completions of that commit.
+    /// (or failed). Called on `eventLoop`.
     func submit<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable (SQLiteConnection, inout Set<Int64>) throws(StoreError) -> T,
                              completion: @escaping @Sendable (Result<T, StoreError>) -> Void) {
-        enqueue(Self.job(work, eventLoop: eventLoop, completion: completion))
+        let job = Self.job(work, eventLoop: eventLoop, completion: completion)
+        condition.lock()
+        if stopping {
+            condition.unlock()
+            return job.finish(.unavailable("the store is shutting down"))
+        }
+        queue.append(job)
+        let scheduleDrain = !committing && !drainScheduled
+        if scheduleDrain { drainScheduled = true }
+        condition.unlock()
+        // Runs after the loop has handled every read of this tick: they all join the one transaction.
+        if scheduleDrain { eventLoop.execute { self.drain(on: eventLoop) } }
     }
 
     private static func job<T>(_ work: @escaping (SQLiteConnection, inout Set<Int64>) throws(StoreError) -> T, eventLoop: (any EventLoop)?,
@@ -92,19 +114,47 @@ final class SQLiteWriter: @unchecked Sendable {
         condition.lock()
         if stopping {
             condition.unlock()
-            finish([job], .unavailable("the store is shutting down"))
-            return
+            return job.finish(.unavailable("the store is shutting down"))
         }
         queue.append(job)
         condition.signal()
         condition.unlock()
     }
 
-    /// Finishes jobs: the writer's own in place, the event loops' grouped into one `execute` per loop.
-    private func finish(_ jobs: [Job], _ error: StoreError?) {
+    /// A loop's turn: one group commit on this thread, unless someone else holds the connection (then they take
+    /// the queue). Whatever queued meanwhile is left to the writer thread.
+    private func drain(on eventLoop: any EventLoop) {
+        condition.lock()
+        drainScheduled = false
+        // Someone else commits (and takes the queue after), or the hub stops (the thread finishes the queue).
+        guard !committing, !stopping, !queue.isEmpty else {
+            condition.unlock()
+            return
+        }
+        committing = true
+        let batch = takeBatch()
+        condition.unlock()
+        commit(batch, on: eventLoop)
+        condition.lock()
+        committing = false
+        // The thread waits while a drain commits; wake it only if there is something for it.
+        if !queue.isEmpty || stopping { condition.signal() }
+        condition.unlock()
+    }
+
+    /// The next group from the queue; called with the lock held.
+    private func takeBatch() -> [Job] {
+        let batch = Array(queue.prefix(Self.maxBatch))
+        queue.removeFirst(batch.count)
+        return batch
+    }
+
+    /// Finishes jobs: continuations and `current`'s (the committing loop's) in place, every other loop's grouped
+    /// into one `execute` per loop.
+    private func finish(_ jobs: [Job], _ error: StoreError?, on current: (any EventLoop)?) {
         var loops: [ObjectIdentifier: (loop: any EventLoop, jobs: [Job])] = [:]
         for job in jobs {
-            guard let loop = job.eventLoop else { job.finish(error); continue }
+            guard let loop = job.eventLoop, loop !== current else { job.finish(error); continue }
             loops[ObjectIdentifier(loop), default: (loop, [])].jobs.append(job)
         }
         for (loop, jobs) in loops.values {
@@ -115,27 +165,36 @@ final class SQLiteWriter: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while queue.isEmpty && !stopping { condition.wait() }
-            if queue.isEmpty && stopping {
-                condition.unlock()
-                // Fold the WAL back into the database file, so a stopped hub leaves one self-contained hub.db.
-                try? connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
-                break
+            while (queue.isEmpty || committing || drainScheduled) && !stopping { condition.wait() }
+            if stopping {
+                // Wait out a drain that is committing, then finish what is queued and stop.
+                while committing { condition.wait() }
+                if queue.isEmpty {
+                    committing = true  // for good: a late drain fails its jobs instead of touching the connection
+                    condition.unlock()
+                    // Fold the WAL back into the database file, so a stopped hub leaves one self-contained hub.db.
+                    try? connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
+                    break
+                }
             }
-            let batch = Array(queue.prefix(Self.maxBatch))
-            queue.removeFirst(batch.count)
+            committing = true
+            let batch = takeBatch()
             condition.unlock()
-            commit(batch)
+            commit(batch, on: nil)
+            condition.lock()
+            committing = false
+            condition.broadcast()
+            condition.unlock()
         }
         stopped.signal()
     }
 
-    private func commit(_ batch: [Job]) {
+    private func commit(_ batch: [Job], on eventLoop: (any EventLoop)?) {
         var changed = Set<Int64>()
         do {
             try connection.run("BEGIN IMMEDIATE")
         } catch {
-            finish(batch, error.storeError)
+            finish(batch, error.storeError, on: eventLoop)
             return
         }
         // A lone job needs no savepoint: if it fails, rolling back the whole transaction undoes exactly it.
@@ -152,13 +211,13 @@ final class SQLiteWriter: @unchecked Sendable {
                     try connection.run("RELEASE job")
                 } else {
                     try connection.run("ROLLBACK")
-                    finish([job], nil)  // its own error was recorded by `run`
+                    finish([job], nil, on: eventLoop)  // its own error was recorded by `run`
                     return
                 }
             } catch {
                 // A savepoint statement itself failed: the transaction is in an unknown state, give it all up.
                 try? connection.run("ROLLBACK")
-                finish(batch, error.storeError)
+                finish(batch, error.storeError, on: eventLoop)
                 return
             }
         }
@@ -166,10 +225,10 @@ final class SQLiteWriter: @unchecked Sendable {
             try connection.run("COMMIT")
         } catch {
             try? connection.run("ROLLBACK")
-            finish(batch, error.storeError)
+            finish(batch, error.storeError, on: eventLoop)
             return
         }
-        finish(batch, nil)
+        finish(batch, nil, on: eventLoop)
         for id in changed { signal.publish(id) }
     }
 }

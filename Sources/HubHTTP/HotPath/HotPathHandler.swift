@@ -58,6 +58,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private let hot: HotPath
+    /// How long a connection refused mid-body may keep sending before it is closed.
+    static let lingerGrace = TimeAmount.seconds(2)
     private var state = State.idle
     /// Requests handed to the router whose response has not ended yet.
     private var routerPending = 0
@@ -123,8 +125,16 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if case .closing = state, let event = event as? ChannelEvent, event == .inputClosed {
+            context.close(promise: nil)  // the client finished sending what we discard
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     public func read(context: ChannelHandlerContext) {
-        if isReading {
+        if isReading || isLingering {
             context.read()
         } else {
             readWanted = true  // no more input until this request is answered: bounded memory, ordered answers
@@ -186,7 +196,16 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         if close {
             state = .closing
             held.removeAll()
-            context.close(promise: nil)
+            if forceClose {
+                // The rest of a refused body is still coming: closing now would reset the connection and could
+                // destroy the answer before the client reads it. Send FIN, discard what arrives, close when the
+                // client is done (or after a grace period), like nginx's lingering close.
+                context.close(mode: .output, promise: nil)
+                let loopBound = NIOLoopBound(context, eventLoop: context.eventLoop)
+                context.eventLoop.scheduleTask(in: Self.lingerGrace) { loopBound.value.close(promise: nil) }
+            } else {
+                context.close(promise: nil)
+            }
             return
         }
         state = .idle
@@ -201,6 +220,11 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             readWanted = false
             context.read()
         }
+    }
+
+    private var isLingering: Bool {
+        if case .closing = state { return true }
+        return false
     }
 
     /// Whether parts are being taken (not waiting for a commit, not closing).
