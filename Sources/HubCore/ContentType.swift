@@ -10,12 +10,23 @@ public struct ContentType: Hashable, Sendable, CustomStringConvertible {
     /// Accepts `type/subtype` followed by optional `;` parameters; nil for anything else.
     public init?(validating raw: String) {
         let trimmed = raw.trimmingSpaces
-        guard trimmed.utf8.count <= 255, !trimmed.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
-        let head = trimmed.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingSpaces.lowercased()
-        let parts = head.split(separator: "/", omittingEmptySubsequences: false)
-        guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy(Self.isTokenByte) }) else { return nil }
+        let bytes = trimmed.utf8
+        guard bytes.count <= 255, !bytes.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
+        // `type/subtype` up to the first ';', spaces around it ignored; one pass (this runs on every append).
+        let headEnd = bytes.firstIndex(of: UInt8(ascii: ";")) ?? bytes.endIndex
+        var head = bytes[..<headEnd]
+        while let last = head.last, last == 0x20 || last == 0x09 { head = head.dropLast() }
+        var slashes = 0, typeLength = 0, subtypeLength = 0, lowercase = true
+        for b in head {
+            if b == UInt8(ascii: "/") { slashes += 1; continue }
+            guard Self.isTokenByte(b) else { return nil }
+            if slashes == 0 { typeLength += 1 } else { subtypeLength += 1 }
+            if (0x41...0x5A).contains(b) { lowercase = false }
+        }
+        guard slashes == 1, typeLength > 0, subtypeLength > 0 else { return nil }
         self.raw = trimmed
-        self.essence = head
+        let essence = String(Substring(head))
+        self.essence = lowercase ? essence : essence.lowercased()
     }
 
     public var description: String { raw }

@@ -3,10 +3,22 @@ public struct SlotName: Hashable, Sendable, CustomStringConvertible {
     public let rawValue: String
 
     public init?(_ text: some StringProtocol) {
-        let bytes = Array(text.utf8)
-        guard (1...63).contains(bytes.count), Self.isLeading(bytes[0]), bytes.dropFirst().allSatisfy(Self.isInner) else { return nil }
+        guard Self.isValid(text.utf8) else { return nil }
         rawValue = String(text)
     }
+
+    /// The grammar, checked in one pass over the bytes (this runs on every request).
+    static func isValid(_ bytes: some Collection<UInt8>) -> Bool {
+        var count = 0
+        for b in bytes {
+            guard count == 0 ? isLeading(b) : isInner(b) else { return false }
+            count += 1
+        }
+        return (1...63).contains(count)
+    }
+
+    /// A name already checked by `isValid`.
+    init(unchecked rawValue: String) { self.rawValue = rawValue }
 
     public var description: String { rawValue }
 
@@ -24,14 +36,28 @@ public struct StreamPath: Hashable, Sendable, CustomStringConvertible {
     public let slot: SlotName
 
     public init?(_ text: some StringProtocol) {
-        guard text.utf8.count <= Self.maxLength else { return nil }
-        let segments = text.split(separator: "/", omittingEmptySubsequences: false)
-        guard let first = segments.first, let slot = SlotName(first) else { return nil }
-        for segment in segments.dropFirst() {
-            guard !segment.isEmpty, segment != ".", segment != "..", segment.utf8.allSatisfy(Self.isSegmentByte) else { return nil }
+        let bytes = text.utf8
+        guard bytes.count <= Self.maxLength else { return nil }
+        // One pass, no splitting: the slot up to the first '/', then each segment non-empty, not '.' or '..',
+        // of segment bytes only (this runs on every request).
+        let slotEnd = bytes.firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
+        guard SlotName.isValid(bytes[..<slotEnd]) else { return nil }
+        if slotEnd != bytes.endIndex {
+            var length = 0, dots = 0
+            for b in bytes[bytes.index(after: slotEnd)...] {
+                if b == UInt8(ascii: "/") {
+                    guard length > 0, dots != length || length > 2 else { return nil }
+                    length = 0; dots = 0
+                    continue
+                }
+                guard Self.isSegmentByte(b) else { return nil }
+                length += 1
+                if b == UInt8(ascii: ".") { dots += 1 }
+            }
+            guard length > 0, dots != length || length > 2 else { return nil }
         }
         self.rawValue = String(text)
-        self.slot = slot
+        self.slot = SlotName(unchecked: String(text[..<slotEnd]))
     }
 
     public var description: String { rawValue }

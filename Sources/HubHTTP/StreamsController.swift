@@ -132,9 +132,12 @@ struct StreamsController: Sendable {
     /// `streamPath(_:)` from the request target's path (no query), for the hot path.
     static func streamPath(rawPath: some StringProtocol) throws -> StreamPath {
         let raw = rawPath.dropFirst(prefix.count)
-        // An encoded slash would silently change which segments the path has: refuse it rather than guess.
-        guard !raw.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(String(raw)) }
-        let decoded = raw.contains("%") ? (String(raw).removingPercentEncoding ?? "") : String(raw)
+        var decoded = String(raw)
+        if raw.utf8.contains(UInt8(ascii: "%")) {
+            // An encoded slash would silently change which segments the path has: refuse it rather than guess.
+            guard !decoded.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(decoded) }
+            decoded = decoded.removingPercentEncoding ?? ""
+        }
         if decoded == reservedSegment || decoded.hasPrefix(reservedSegment + "/") {
             throw HubProblem(status: .notFound, code: "reserved-path", detail: "/v1/stream/__ds/ is reserved for the protocol's control APIs.")
         }

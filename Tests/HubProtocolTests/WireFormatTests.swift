@@ -1,3 +1,4 @@
+import Foundation
 import HubProtocol
 import HubCore
 import NIOCore
@@ -253,6 +254,47 @@ struct NameTests {
         #expect(ContentType(validating: "image/png")!.isText == false)
         #expect(ContentType(validating: "text") == nil)
         #expect(ContentType(validating: "text/plain\r\nx: y") == nil)
+        #expect(ContentType(validating: " text/Plain ; charset=utf-8 ")?.essence == "text/plain")
+        #expect(ContentType(validating: " text/Plain ; charset=utf-8 ")?.raw == "text/Plain ; charset=utf-8")
+        for bad in ["text/ plain", "a/b/c", "/plain", "text/", "text/pl@in", ""] { #expect(ContentType(validating: bad) == nil, "\(bad)") }
+    }
+
+    /// The one-pass validators against the obvious split-based definitions, on every short string over an
+    /// alphabet of the characters that matter.
+    @Test("the one-pass path and type validators agree with the split-based grammar")
+    func validatorsAgree() {
+        func referencePath(_ text: String) -> Bool {
+            guard text.utf8.count <= StreamPath.maxLength else { return false }
+            let segments = text.split(separator: "/", omittingEmptySubsequences: false)
+            let slot = Array(segments[0].utf8)
+            let leading: (UInt8) -> Bool = { (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) }
+            guard (1...63).contains(slot.count), leading(slot[0]),
+                  slot.dropFirst().allSatisfy({ leading($0) || $0 == 0x2E || $0 == 0x5F || $0 == 0x2D }) else { return false }
+            return segments.dropFirst().allSatisfy { segment in
+                !segment.isEmpty && segment != "." && segment != ".."
+                    && segment.utf8.allSatisfy { (0x41...0x5A).contains($0) || (0x61...0x7A).contains($0) || (0x30...0x39).contains($0) || [0x2E, 0x5F, 0x7E, 0x2D].contains($0) }
+            }
+        }
+        func referenceEssence(_ raw: String) -> String? {
+            let trimmed = raw.trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
+            guard trimmed.utf8.count <= 255, !trimmed.utf8.contains(where: { $0 < 0x20 || $0 == 0x7F }) else { return nil }
+            let head = trimmed.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)[0].trimmingCharacters(in: CharacterSet(charactersIn: " \t")).lowercased()
+            let parts = head.split(separator: "/", omittingEmptySubsequences: false)
+            let token: (UInt8) -> Bool = { b in
+                (0x30...0x39).contains(b) || (0x41...0x5A).contains(b) || (0x61...0x7A).contains(b) || Array("!#$&'*+-.^_`|~".utf8).contains(b)
+            }
+            guard parts.count == 2, parts.allSatisfy({ !$0.isEmpty && $0.utf8.allSatisfy(token) }) else { return nil }
+            return head
+        }
+        let alphabet: [Character] = ["a", "Z", "0", "/", ".", "-", "_", " ", ";", "%"]
+        var strings = [""]
+        for _ in 0..<5 { strings += strings.flatMap { s in alphabet.map { s + String($0) } }.filter { $0.count == (strings.last?.count ?? 0) + 1 } }
+        #expect(strings.count > 100_000)
+        for text in strings {
+            #expect((StreamPath(text) != nil) == referencePath(text), "path '\(text)'")
+            #expect(ContentType(validating: text)?.essence == referenceEssence(text), "type '\(text)'")
+        }
+        for text in ["a/...", "a/..x", "a/.x", "0/~"] { #expect(StreamPath(text) != nil, "\(text)") }
     }
 }
 
