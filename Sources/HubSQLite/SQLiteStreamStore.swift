@@ -26,6 +26,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
 
     let writer: SQLiteWriter
     let readers: SQLiteReaderPool
+    private let checkpointer: WALCheckpointer
     private let configuration: Configuration
     private let lock: StoreLock
 
@@ -40,20 +41,26 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
             connection = try SQLiteConnection(path: configuration.path, readOnly: false)
             try connection.exec("PRAGMA journal_mode = WAL")
             try connection.exec("PRAGMA synchronous = \(configuration.synchronous.rawValue.uppercased())")
-            // Checkpoint in the background of commits rather than letting the WAL grow without bound.
-            try connection.exec("PRAGMA wal_autocheckpoint = 4000")
         } catch {
             throw error.storeError
         }
         try Migrations.migrate(connection)
+        do {
+            // Checkpoints run on their own thread once the WAL passes 4000 pages (16 MiB), never inside a commit.
+            checkpointer = try WALCheckpointer(path: configuration.path, thresholdPages: 4000)
+        } catch {
+            throw error.storeError
+        }
         writer = SQLiteWriter(connection: connection, signal: signal)
         readers = try SQLiteReaderPool(path: configuration.path, count: max(1, configuration.readers))
+        checkpointer.start(watching: connection)
         writer.start()
     }
 
     /// Finishes queued writes and stops the threads. Further calls fail with `.unavailable`.
     public func close() async {
-        writer.stop()
+        writer.stop()  // no commit after this: the hook can go
+        checkpointer.stop()
         await readers.shutdown()
         lock.release()
     }
