@@ -105,6 +105,7 @@ struct Hubd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("hubd: configuration OK\n".utf8))
             return
         }
+        EventLoopSizing.matchCPUAffinity()
         let level = config.logLevel
         LoggingSystem.bootstrap { label in HubLogHandler(label: label, level: level) }
         let logger = Logger(label: "hubd")

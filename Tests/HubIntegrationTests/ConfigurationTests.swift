@@ -13,6 +13,14 @@ struct ConfigurationTests {
         #expect(config.listenPort == 3 && config.logLevel.value == .warning && config.synchronous == .full && config.auth == .tokens)
     }
 
+    @Test("event loops follow the CPU affinity mask: the Cpus_allowed line is counted bit by bit")
+    func cpuAffinity() {
+        #expect(EventLoopSizing.cpuCount(statusText: "Name:\thubd\nCpus_allowed:\t1\nCpus_allowed_list:\t0\n") == 1)
+        #expect(EventLoopSizing.cpuCount(statusText: "Cpus_allowed:\tff,00000003\n") == 10)
+        #expect(EventLoopSizing.cpuCount(statusText: "Cpus_allowed:\tzz\n") == nil)
+        #expect(EventLoopSizing.cpuCount(statusText: "Name:\thubd\n") == nil)
+    }
+
     @Test("the shipped etc/hub.yaml parses, and every key in it is an option")
     func shippedFile() throws {
         let path = packageRoot.appendingPathComponent("etc/hub.yaml").path
