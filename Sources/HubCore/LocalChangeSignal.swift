@@ -4,7 +4,11 @@ import Synchronization
 public final class LocalChangeSignal: ChangeSignal {
     private struct Waiter {
         let continuation: CheckedContinuation<WaitOutcome, Never>
-        let timer: Task<Void, Never>?
+        let key: WaitKey
+    }
+    private struct WaitKey: Hashable, Sendable {
+        let stream: Int64
+        let token: UInt64
     }
     private struct State {
         var versions: [Int64: UInt64] = [:]
@@ -17,8 +21,21 @@ public final class LocalChangeSignal: ChangeSignal {
         func ticket(_ stream: Int64) -> UInt64 { versions[stream, default: 0] &+ generation }
     }
     private let state = Mutex(State())
+    /// Every wait's timeout, on one ticking task (not a sleeping task per wait).
+    private let timeouts: TimerWheel<WaitKey>
 
-    public init() {}
+    public init() {
+        let expired = ExpiredWaits()
+        timeouts = TimerWheel { keys in expired.signal?.timedOut(keys) }
+        expired.signal = self
+    }
+
+    /// Waits with a timeout still pending (each ended wait removes its own at once).
+    public var pendingTimeouts: Int { timeouts.count }
+
+    private func timedOut(_ keys: [WaitKey]) {
+        for key in keys { finish(key.stream, key.token, with: .timedOut) }
+    }
 
     public func ticket(for stream: Int64) -> UInt64 {
         state.withLock { $0.ticket(stream) }
@@ -30,7 +47,7 @@ public final class LocalChangeSignal: ChangeSignal {
             return state.waiters.removeValue(forKey: stream).map { Array($0.values) } ?? []
         }
         for waiter in woken {
-            waiter.timer?.cancel()
+            timeouts.cancel(waiter.key)
             waiter.continuation.resume(returning: .changed)
         }
     }
@@ -44,7 +61,7 @@ public final class LocalChangeSignal: ChangeSignal {
             return state.waiters.values.flatMap(\.values)
         }
         for waiter in woken {
-            waiter.timer?.cancel()
+            timeouts.cancel(waiter.key)
             waiter.continuation.resume(returning: .changed)
         }
     }
@@ -56,7 +73,7 @@ public final class LocalChangeSignal: ChangeSignal {
             return state.waiters.values.flatMap(\.values)
         }
         for waiter in woken {
-            waiter.timer?.cancel()
+            timeouts.cancel(waiter.key)
             waiter.continuation.resume(returning: .shuttingDown)
         }
     }
@@ -75,12 +92,9 @@ public final class LocalChangeSignal: ChangeSignal {
                     if state.isShuttingDown { return .shuttingDown }
                     if Task.isCancelled { return .cancelled }
                     if state.ticket(stream) != ticket { return .changed }
-                    let timer = Task { [weak self] in
-                        try? await Task.sleep(for: timeout)
-                        guard !Task.isCancelled else { return }
-                        self?.finish(stream, token, with: .timedOut)
-                    }
-                    state.waiters[stream, default: [:]][token] = Waiter(continuation: continuation, timer: timer)
+                    let key = WaitKey(stream: stream, token: token)
+                    state.waiters[stream, default: [:]][token] = Waiter(continuation: continuation, key: key)
+                    timeouts.schedule(key, after: timeout)
                     return nil
                 }
                 if let immediate { continuation.resume(returning: immediate) }
@@ -97,7 +111,12 @@ public final class LocalChangeSignal: ChangeSignal {
             return waiter
         }
         guard let waiter else { return }
-        if outcome != .timedOut { waiter.timer?.cancel() }
+        if outcome != .timedOut { timeouts.cancel(waiter.key) }
         waiter.continuation.resume(returning: outcome)
     }
+}
+
+/// The wheel's way back to its signal, set once after both exist (a weak reference: the signal owns the wheel).
+private final class ExpiredWaits: @unchecked Sendable {  // written once in init, before any wait can time out
+    weak var signal: LocalChangeSignal?
 }
