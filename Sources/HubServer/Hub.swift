@@ -114,6 +114,7 @@ public struct Hub: Sendable {
                 .init(service: ExpirySweepService(store: store, interval: config.expirySweepInterval, logger: logger)),
                 .init(service: RetentionService(store: store, interval: config.retentionInterval, dedupWindow: config.http.dedupWindow,
                                                 metrics: metrics, logger: logger)),
+                .init(service: MemoryTrimService()),
                 .init(service: WatchdogService(notifier: notifier) { "serving; \(localSignal.waiterCount) live readers waiting" }),
                 .init(service: ReloadService(notifier: notifier, logger: logger, reload: config.reload) { reloaded in
                     // Certificates first: if they do not load, nothing of the new configuration applies.
