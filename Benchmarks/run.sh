@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # Reproduces Benchmarks/RESULTS.md on this machine (Debian 12, root, loopback only).
 #
-#   Benchmarks/run.sh [all|suite|batch|catchup|memory|store]
+#   Benchmarks/run.sh [all|suite|batch|catchup|memory|store|auth|leave]
 #
 # suite    the shared kit's scenarios, EventHub and Nginx+Nchan side by side (../shared/bench/run_suite.sh):
-#          noop wrkpub publish publish100 ws sse sselight lp idle; then publish with 8 publishers
+#          noop wrkpub publish publish100 ws sse sselight lp idle; then publish with 64 publishers
 # batch    100-message JSON batches (one POST = 100 messages of ~100 B), 4 publishers
 # catchup  catch-up read throughput: wrk GETs of a 10 000-message stream from its start
 # memory   hubd RSS after storing >= 1 GiB of records, then idle after a restart
 # store    store-only appends (no HTTP): StoreBench
+# leave    resident memory after 1000 SSE subscribers leave (two rounds, then 35 s idle)
 # auth     the same publish run with --auth open and with --auth tokens and a minted token (auth overhead)
 # Server and load generator are pinned to CPU 0 and CPU 1 (SERVER_CPUS / LOADGEN_CPUS).
 set -euo pipefail
@@ -41,12 +42,12 @@ batch_body() { # 100 JSON messages of ~100 bytes each; {marker} lets the generat
 if [[ $what == all || $what == suite ]]; then
   QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "noop wrkpub publish publish100 ws sse sselight lp idle" -o "$OUT/suite" \
       "$BENCH/profiles/nchan.env" "$BENCH/profiles/eventhub.env" | tee "$OUT/suite.txt"
-  PUBLISHERS=8 QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "publish" -o "$OUT/suite8" \
-      "$BENCH/profiles/nchan.env" "$BENCH/profiles/eventhub.env" | tee "$OUT/suite8.txt"
+  PUBLISHERS=64 QUIET_WAIT=20 "$BENCH/run_suite.sh" -s "publish" -o "$OUT/suite64" \
+      "$BENCH/profiles/nchan.env" "$BENCH/profiles/eventhub.env" | tee "$OUT/suite64.txt"
 fi
 
 if [[ $what == all || $what == batch ]]; then
-  dir=$(mktemp -d); start_hubd "$dir"
+  dir=$(mktemp -d); start_hubd "$dir" --auth open
   pin "$LG" publish --pid "$(cat "$OUT/hubd.pid")" --label eventhub --tag batch100 \
       --create-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --create-header 'Content-Type: application/json' \
       --pub-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --content-type application/json \
@@ -55,7 +56,7 @@ if [[ $what == all || $what == batch ]]; then
 fi
 
 if [[ $what == all || $what == catchup ]]; then
-  dir=$(mktemp -d); start_hubd "$dir"
+  dir=$(mktemp -d); start_hubd "$dir" --auth open
   curl -s -X PUT -H 'Content-Type: application/json' localhost:$PORT/v1/stream/bench/catchup >/dev/null
   body=$(batch_body)
   for _ in $(seq 1 100); do curl -s -X POST -H 'Content-Type: application/json' --data "$body" localhost:$PORT/v1/stream/bench/catchup >/dev/null; done
@@ -66,7 +67,7 @@ if [[ $what == all || $what == catchup ]]; then
 fi
 
 if [[ $what == all || $what == memory ]]; then
-  dir=$(mktemp -d); start_hubd "$dir"
+  dir=$(mktemp -d); start_hubd "$dir" --auth open
   pid=$(cat "$OUT/hubd.pid")
   # 1 KiB messages, 100 per request, until the database holds more than 1 GiB.
   big=$(python3 -c 'print("[" + ",".join("{\"m\":\"{marker}\",\"p\":\"%s\"}" % ("y"*1000) for i in range(100)) + "]")')
@@ -77,7 +78,7 @@ if [[ $what == all || $what == memory ]]; then
   done
   { echo "stored: $(du -sh "$dir" | cut -f1) in $dir"
     echo "RSS after filling: $(awk '/VmRSS/{print $2" "$3}' /proc/$pid/status)"
-    stop_hubd; start_hubd "$dir"; pid=$(cat "$OUT/hubd.pid"); sleep 2
+    stop_hubd; start_hubd "$dir" --auth open; pid=$(cat "$OUT/hubd.pid"); sleep 2
     echo "RSS idle after restart: $(awk '/VmRSS/{print $2" "$3}' /proc/$pid/status)"
     curl -s "localhost:$PORT/v1/stream/lg-x-0?offset=-1" >/dev/null || true
     for s in $(seq 0 7); do :; done
@@ -107,5 +108,22 @@ if [[ $what == all || $what == store ]]; then
   for a in 1 4 64; do taskset -c "${SERVER_CPUS:-0}" .build/release/StoreBench $a $((40000 / a)) 1; done | tee "$OUT/store.txt"
   taskset -c "${SERVER_CPUS:-0}" .build/release/StoreBench 4 1000 100 | tee -a "$OUT/store.txt"
   taskset -c "${SERVER_CPUS:-0}" .build/release/StoreBench 4 5000 1 full | tee -a "$OUT/store.txt"
+fi
+if [[ $what == all || $what == leave ]]; then
+  dir=$(mktemp -d); start_hubd "$dir" --auth open
+  pid=$(cat "$OUT/hubd.pid")
+  rss() { awk '/VmRSS/{print $2" "$3}' /proc/$pid/status; }
+  { echo "RSS at start: $(rss)"
+    for round in 1 2; do
+      pin "$LG" fanout --quiet --create-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --create-method PUT \
+          --create-header 'Content-Type: application/json' --create-expect '2xx,409' \
+          --pub-url "http://127.0.0.1:$PORT/v1/stream/{stream}" --content-type application/json \
+          --mode sse --sub-url "http://127.0.0.1:$PORT/v1/stream/{stream}?offset=-1&live=sse" \
+          --subscribers 1000 --rate 1000 --size 100 --duration 5s --drain 10s >/dev/null
+      sleep 3; echo "RSS 3 s after round $round's 1000 subscribers left: $(rss)"
+    done
+    sleep 35; echo "RSS 35 s later: $(rss)"
+  } | tee "$OUT/leave.txt"
+  stop_hubd; rm -rf "$dir"
 fi
 echo "results in $OUT"
