@@ -131,22 +131,22 @@ final class SQLiteWriter: @unchecked Sendable {
             condition.unlock()
             return
         }
-        committing = true
-        let batch = takeBatch()
-        condition.unlock()
-        commit(batch, on: eventLoop)
-        condition.lock()
-        committing = false
+        commitNextBatch(on: eventLoop)
         // The thread waits while a drain commits; wake it only if there is something for it.
         if !queue.isEmpty || stopping { condition.signal() }
         condition.unlock()
     }
 
-    /// The next group from the queue; called with the lock held.
-    private func takeBatch() -> [Job] {
+    /// Takes the next group from the queue and commits it on this thread, holding `committing` meanwhile.
+    /// Called with the lock held; returns with it held (it is released during the commit).
+    private func commitNextBatch(on eventLoop: (any EventLoop)?) {
+        committing = true
         let batch = Array(queue.prefix(Self.maxBatch))
         queue.removeFirst(batch.count)
-        return batch
+        condition.unlock()
+        commit(batch, on: eventLoop)
+        condition.lock()
+        committing = false
     }
 
     /// Finishes jobs: continuations and `current`'s (the committing loop's) in place, every other loop's grouped
@@ -177,12 +177,7 @@ final class SQLiteWriter: @unchecked Sendable {
                     break
                 }
             }
-            committing = true
-            let batch = takeBatch()
-            condition.unlock()
-            commit(batch, on: nil)
-            condition.lock()
-            committing = false
+            commitNextBatch(on: nil)
             condition.broadcast()
             condition.unlock()
         }
