@@ -14,6 +14,12 @@ extension SQLiteStreamStore: SlotLog {
     /// append pushes over it is cheap. Age and byte limits are applied by the periodic sweep.
     static func applyRecordLimit(_ db: SQLiteConnection, slot name: SlotName, changed: inout Set<Int64>) throws(StoreError) {
         let slot = try SlotLogQueries.slot(db, name)
+        try applyRecordLimit(db, SlotLimitState(id: slot.id, headSeq: slot.headSeq, floorSeq: slot.floorSeq, maxRecords: slot.maxRecords),
+                             changed: &changed)
+    }
+
+    /// The same, with the slot's counters already read (a stream append gets them from its slot update).
+    static func applyRecordLimit(_ db: SQLiteConnection, _ slot: SlotLimitState, changed: inout Set<Int64>) throws(StoreError) {
         guard let maxRecords = slot.maxRecords, slot.headSeq > UInt64(maxRecords), slot.headSeq - UInt64(maxRecords) > slot.floorSeq else { return }
         // Capped like a sweep pass: a limit just lowered far below the slot's size is caught up by the sweep.
         let through = min(slot.headSeq - UInt64(maxRecords), slot.floorSeq + SlotLogQueries.trimBatch)
@@ -71,4 +77,12 @@ extension SQLiteStreamStore: SlotLog {
         }
         return removed
     }
+}
+
+/// What a slot's record limit needs to know right after an insert.
+struct SlotLimitState {
+    let id: Int64
+    let headSeq: UInt64
+    let floorSeq: UInt64
+    let maxRecords: Int64?
 }

@@ -87,9 +87,8 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
 
     private static func append(_ db: SQLiteConnection, _ path: StreamPath, _ request: AppendRequest,
                                changed: inout Set<Int64>) throws(StoreError) -> AppendOutcome {
-        let outcome = try StreamQueries.append(db, path: path, request: request, nowMs: nowMs, changed: &changed)
-        if case .appended = outcome, !request.messages.isEmpty { try applyRecordLimit(db, slot: path.slot, changed: &changed) }
-        return outcome
+        // The slot's record limit is applied inside (from the slot counter's own statement).
+        try StreamQueries.append(db, path: path, request: request, nowMs: nowMs, changed: &changed)
     }
 
     public func read(_ path: StreamPath, after offset: Offset, maxBytes: Int) async throws(StoreError) -> ReadResult {

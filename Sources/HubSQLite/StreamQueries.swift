@@ -121,9 +121,12 @@ enum StreamQueries {
         case .write:
             break
         }
-        var appended = (count: 0, bytes: 0, firstSeq: UInt64(0))
+        var appended = (count: 0, bytes: 0)
+        var slot: SlotLimitState?
         if !request.messages.isEmpty {
-            appended = try insertRecords(db, request.messages, into: row, nowMs: nowMs)
+            let inserted = try insertRecords(db, request.messages, into: row, nowMs: nowMs)
+            appended = (inserted.count, inserted.bytes)
+            slot = inserted.slot
             row.head += UInt64(appended.count)
         }
         // One UPDATE carries everything the append changed on the stream row.
@@ -144,6 +147,7 @@ enum StreamQueries {
         }
         changed.insert(row.id)
         if appended.count > 0 { changed.insert(ChangeKey.slot(row.slotID)) }
+        if let slot { try SQLiteStreamStore.applyRecordLimit(db, slot, changed: &changed) }
         return .appended(row.info, producer: ack)
     }
 
@@ -159,12 +163,16 @@ enum StreamQueries {
     /// Inserts `messages` as records after `row.head`, each with the slot's next `seq`. The caller updates the
     /// stream row (head, counters) with the returned count and bytes, and wakes the stream's and the slot's readers.
     static func insertRecords(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow,
-                              nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64) {
+                              nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64, slot: SlotLimitState) {
         let count = UInt64(messages.count)
-        guard let slotHead = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq",
-                                          [.int(count), .int(row.slotID)], { UInt64($0.int(0)) }) else {
+        // The slot's counter, and what its record limit needs, in the one statement.
+        guard let slot = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq, floor_seq, max_records",
+                                      [.int(count), .int(row.slotID)], {
+                                          SlotLimitState(id: row.slotID, headSeq: UInt64($0.int(0)), floorSeq: UInt64($0.int(1)), maxRecords: $0.optionalInt(2))
+                                      }) else {
             throw .backend("slot \(row.slotID) missing")
         }
+        let slotHead = slot.headSeq
         let firstSeq = slotHead - count + 1
         let batchEnd = row.head + count
         var bytes = 0
@@ -183,7 +191,7 @@ enum StreamQueries {
             }
             try run(db, insertSQL(rows: rows), values)
         }
-        return (messages.count, bytes, firstSeq)
+        return (messages.count, bytes, firstSeq, slot)
     }
 
     /// Rows per multi-row INSERT (8 parameters each, far below SQLite's 32 766 limit).
