@@ -31,6 +31,8 @@ final class TimerWheel<Key: Hashable & Sendable>: Sendable {
         // Rounded up: never early.
         let slot = slot(of: ContinuousClock.now + timeout, roundingUp: true)
         let startTicking = state.withLock { state -> Bool in
+            // Never into a slot already fired (a zero or negative timeout, or a slot boundary): the next tick's.
+            let slot = max(slot, state.firedThrough + 1)
             state.buckets[slot, default: []].insert(key)
             state.slotOf[key] = slot
             guard !state.ticking else { return false }

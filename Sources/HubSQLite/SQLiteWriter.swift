@@ -25,6 +25,8 @@ final class SQLiteWriter: @unchecked Sendable {
         let finish: (StoreError?) -> Void
         /// Where `finish` runs: the submitting event loop, or (nil) the committer, which resumes a continuation.
         var eventLoop: (any EventLoop)? = nil
+        /// `run` touches nothing but the database and its own outcome, so it may run again after a rollback.
+        var rerunnable = false
     }
 
     private let connection: SQLiteConnection
@@ -76,7 +78,8 @@ final class SQLiteWriter: @unchecked Sendable {
     /// (or failed). Called on `eventLoop`.
     func submit<T: Sendable>(on eventLoop: any EventLoop, _ work: @escaping @Sendable (SQLiteConnection, inout Set<Int64>) throws(StoreError) -> T,
                              completion: @escaping @Sendable (Result<T, StoreError>) -> Void) {
-        let job = Self.job(work, eventLoop: eventLoop, completion: completion)
+        var job = Self.job(work, eventLoop: eventLoop, completion: completion)
+        job.rerunnable = true  // the hot path's appends: database work only
         condition.lock()
         if stopping {
             condition.unlock()
@@ -170,7 +173,7 @@ final class SQLiteWriter: @unchecked Sendable {
                 // Wait out a drain that is committing, then finish what is queued and stop.
                 while committing { condition.wait() }
                 if queue.isEmpty {
-                    committing = true  // for good: a late drain fails its jobs instead of touching the connection
+                    committing = true  // for good: a late drain leaves the connection alone (submit refuses new jobs)
                     condition.unlock()
                     // Fold the WAL back into the database file, so a stopped hub leaves one self-contained hub.db.
                     try? connection.exec("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -185,6 +188,35 @@ final class SQLiteWriter: @unchecked Sendable {
     }
 
     private func commit(_ batch: [Job], on eventLoop: (any EventLoop)?) {
+        // A group of jobs that may run again is first tried without a savepoint each (two statements less per
+        // job); only if one of them is refused is it all undone and run again job by job, in the same order.
+        if batch.count > 1, batch.allSatisfy(\.rerunnable), commitWithoutSavepoints(batch, on: eventLoop) { return }
+        commitIsolated(batch, on: eventLoop)
+    }
+
+    /// Returns false, with nothing committed or finished, when a job was refused; true when the group is done.
+    private func commitWithoutSavepoints(_ batch: [Job], on eventLoop: (any EventLoop)?) -> Bool {
+        var changed = Set<Int64>()
+        do {
+            try connection.run("BEGIN IMMEDIATE")
+            for job in batch {
+                guard job.run(connection, &changed) else {
+                    try connection.run("ROLLBACK")
+                    return false
+                }
+            }
+            try connection.run("COMMIT")
+        } catch {
+            try? connection.run("ROLLBACK")
+            finish(batch, error.storeError, on: eventLoop)
+            return true
+        }
+        finish(batch, nil, on: eventLoop)
+        for id in changed { signal.publish(id) }
+        return true
+    }
+
+    private func commitIsolated(_ batch: [Job], on eventLoop: (any EventLoop)?) {
         var changed = Set<Int64>()
         do {
             try connection.run("BEGIN IMMEDIATE")

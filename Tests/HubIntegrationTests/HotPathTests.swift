@@ -111,6 +111,36 @@ struct HotPathTests {
         }
     }
 
+    @Test("concurrent appends, some refused, share commits: every accepted one is stored once, no refused one at all")
+    func mixedGroups() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let created = try await hub.put(p, [textType])
+            #expect(created.status == 201)
+            // 8 connections × 25 appends; 6 of each 25 are refused (another content type) inside whatever group they join.
+            let statuses = try await withThrowingTaskGroup(of: [(String, Int)].self) { group in
+                for c in 0..<8 {
+                    group.addTask {
+                        var seen: [(String, Int)] = []
+                        for i in 0..<25 {
+                            let body = "<\(c)-\(i)>"
+                            let type = i % 4 == 3 ? ("Content-Type", "application/json") : textType
+                            seen.append((body, try await hub.post(p, [type], body: i % 4 == 3 ? "[1]" : body).status))
+                        }
+                        return seen
+                    }
+                }
+                return try await group.reduce(into: []) { $0 += $1 }
+            }
+            #expect(statuses.filter { $0.1 == 409 }.count == 48 && statuses.filter { $0.1 == 204 }.count == 152, "\(Dictionary(grouping: statuses.map(\.1), by: { $0 }).mapValues(\.count))")
+            let stored = try await hub.get(p, "offset=-1").text
+            for (body, status) in statuses where status == 204 {
+                #expect(stored.components(separatedBy: body).count == 2, "\(body) stored once")
+            }
+            #expect(!stored.contains("[1]"))
+        }
+    }
+
     @Test("hot-path: false sends every append through the router")
     func switchedOff() async throws {
         try await withRunningHub({ $0.hotPath = false }) { hub in

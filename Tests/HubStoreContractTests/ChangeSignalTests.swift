@@ -30,3 +30,15 @@ struct ChangeSignalTests {
         #expect(signal.pendingTimeouts == 0)
     }
 }
+
+@Suite("LocalChangeSignal: degenerate timeouts")
+struct ChangeSignalEdgeTests {
+    @Test("a zero or negative timeout times out at the next tick instead of never")
+    func zeroTimeouts() async {
+        let signal = LocalChangeSignal()
+        for timeout in [Duration.zero, .milliseconds(-30), .nanoseconds(1)] {
+            #expect(await signal.wait(for: 7, after: signal.ticket(for: 7), timeout: timeout) == .timedOut, "\(timeout)")
+        }
+        #expect(signal.pendingTimeouts == 0)
+    }
+}
