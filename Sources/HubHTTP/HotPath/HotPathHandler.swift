@@ -43,7 +43,6 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let path: StreamPath
         let tokenID: String
         var body: ByteBuffer?
-        var bytes = 0
     }
 
     private enum State {
@@ -103,8 +102,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case (.general, _):
             context.fireChannelRead(wrapInboundOut(part))
         case (.collecting(var collecting), .body(var chunk)):
-            collecting.bytes += chunk.readableBytes
-            guard collecting.bytes <= hot.limits.maxBodyBytes else {
+            guard (collecting.body?.readableBytes ?? 0) + chunk.readableBytes <= hot.limits.maxBodyBytes else {
                 // Nothing of an oversized body is stored; the rest of it is not read.
                 return fail(NIOTooManyBytesError(maxBytes: hot.limits.maxBodyBytes), request: collecting.request, close: true, context: context)
             }
@@ -134,10 +132,10 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func read(context: ChannelHandlerContext) {
-        if isReading || isLingering {
-            context.read()
-        } else {
+        if case .answering = state {
             readWanted = true  // no more input until this request is answered: bounded memory, ordered answers
+        } else {
+            context.read()  // closing included: a refused body's rest is read and discarded
         }
     }
 
@@ -222,11 +220,6 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private var isLingering: Bool {
-        if case .closing = state { return true }
-        return false
-    }
-
     /// Whether parts are being taken (not waiting for a commit, not closing).
     private var isReading: Bool {
         switch state {
@@ -241,7 +234,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         logger[metadataKey: "hub.token"] = "\(collecting.tokenID)"
         logger.debug("request", metadata: [
             "http.method": "POST", "http.path": "\(collecting.request.path.map(Self.pathOnly) ?? "")", "hub.path": "hot",
-            "http.duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
+            "http.duration_ms": "\(RequestLogMiddleware.milliseconds(elapsed))",
         ])
     }
 
