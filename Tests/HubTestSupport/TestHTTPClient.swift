@@ -95,7 +95,7 @@ extension TestHTTPClient {
     /// response. Returns the response head and whether the server ended it (as opposed to us stopping early).
     /// `limit` only guards against a hung test; correct runs finish on events, never on the clock.
     @discardableResult
-    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(20),
+    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(120),
                     onHead: @escaping @Sendable (HTTPResponseHead) -> Void = { _ in },
                     onEvent: @escaping @Sendable (SSEEvent) async throws -> Bool) async throws -> Bool {
         let client = self
