@@ -3,6 +3,7 @@
 # one database, and end-to-end latency publish → SSE subscriber on the same node and across nodes.
 #
 #   Benchmarks/postgres.sh            (root, Debian 12 with postgresql; loopback only)
+#   Benchmarks/postgres.sh appends    only the one-node append rows (a quick before/after)
 #
 # Starts a throwaway PostgreSQL (initdb in a temporary directory, default durability settings: fsync on,
 # synchronous_commit on) on port 55433, two release hubd nodes on 24481/24482, and the shared kit's load generator.
@@ -62,6 +63,21 @@ fanout() { # label pub-node sub-node subscribers rate
   pub "1 node, 4 publishers, 1 stream" 1 4 1
   pub "1 node, 4 publishers, 100 streams (100 slots)" 1 4 100
   pub "1 node, 16 publishers, 100 streams (100 slots)" 1 16 100
+  pub "1 node, 64 publishers, 1 stream" 1 64 1
+  pub "1 node, 64 publishers, 100 streams (100 slots)" 1 64 100
+  stop_nodes
+  # The ceiling: plain single-row INSERTs of 100 bytes, each its own transaction (pgbench, same server, same
+  # durability), with as many clients as the rows above have publishers.
+  psql_ -d hub -c "CREATE TABLE IF NOT EXISTS bench_rows(id BIGSERIAL PRIMARY KEY, body BYTEA NOT NULL)"
+  echo "INSERT INTO bench_rows(body) VALUES (convert_to(repeat('x', 100), 'UTF8'));" > "$OUT/insert.sql"
+  chmod 644 "$OUT/insert.sql"; chmod 755 "$OUT"
+  for clients in 4 16 64; do
+    tps=$(runuser -u postgres -- "$PGBIN/pgbench" -n -h "$PGDIR/sock" -p $PGPORT -U postgres -c $clients -j 2 -T "${DURATION%s}" \
+      -f "$OUT/insert.sql" hub 2>/dev/null | sed -n 's/^tps = \([0-9.]*\).*/\1/p')
+    echo "{\"label\":\"pgbench ceiling: single-row INSERT transactions, $clients clients\",\"msgs_per_s\":${tps:-0}}"
+  done
+  if [ "${1:-}" = appends ]; then exit 0; fi
+  start_nodes 1
   fanout "1 node, SSE, 100 subscribers, 200 msg/s" 1 1 100 200
   stop_nodes
 

@@ -146,6 +146,57 @@ enum PostgresMigrations {
             """,
             "CREATE INDEX tickets_expiry ON tickets(expires_ms)",
         ],
+        // 2: group commit of stream appends in one statement (`PostgresStreamStore+AppendGroups`). hubd decided every
+        // append with the protocol's rules against the stream rows it had cached, each with the row version (`xmin`) it
+        // was read at; this only writes, and only if every one of those rows is still that version (checked under the
+        // slot locks, which every stream writer takes first). Otherwise it raises HUB02 and changes nothing, and hubd
+        // reloads and decides again. A slot with a record limit raises HUB01: those appends take the transaction path,
+        // which trims.
+        [
+            """
+            CREATE FUNCTION hub_append_group(
+                s_id BIGINT[], s_version TEXT[], s_slot BIGINT[], s_head BIGINT[], s_records BIGINT[], s_bytes BIGINT[],
+                s_closed BOOLEAN[], s_seq TEXT[], s_has_seq BOOLEAN[], now_ms BIGINT,
+                r_stream BIGINT[], r_pos BIGINT[], r_slot BIGINT[], r_index BIGINT[], r_batch_end BIGINT[],
+                r_type TEXT[], r_has_type BOOLEAN[], r_body BYTEA[],
+                p_stream BIGINT[], p_name TEXT[], p_epoch BIGINT[], p_seq BIGINT[], wake TEXT)
+            RETURNS TABLE(written_id BIGINT, written_version TEXT) LANGUAGE plpgsql AS $$
+            #variable_conflict use_column
+            BEGIN
+                -- The slots first, in id order (the order every writer takes them in). A statement of its own: a locking
+                -- subquery inside EXISTS does not wait for the locks.
+                PERFORM 1 FROM slots l WHERE l.id = ANY(s_slot) ORDER BY l.id FOR UPDATE;
+                IF EXISTS (SELECT 1 FROM slots l WHERE l.id = ANY(s_slot) AND l.max_records IS NOT NULL) THEN
+                    RAISE EXCEPTION 'a slot of this group has a record limit' USING ERRCODE = 'HUB01';
+                END IF;
+                -- A new snapshot: every stream row as committed by whoever held those locks before.
+                IF (SELECT count(*) FROM streams st JOIN unnest(s_id, s_version) AS v(id, version) ON st.id = v.id
+                    WHERE st.xmin::text = v.version AND NOT st.deleted) <> cardinality(s_id) THEN
+                    RAISE EXCEPTION 'a stream changed since it was read' USING ERRCODE = 'HUB02';
+                END IF;
+                WITH counts AS (SELECT r.slot, count(*) AS n FROM unnest(r_slot) AS r(slot) GROUP BY r.slot),
+                bumped AS (UPDATE slots SET head_seq = head_seq + counts.n FROM counts WHERE slots.id = counts.slot
+                           RETURNING slots.id, slots.head_seq - counts.n AS base)
+                INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body)
+                SELECT r.stream, r.pos, r.slot, b.base + r.idx, r.batch_end, now_ms, CASE WHEN r.has_type THEN r.type END, r.body
+                FROM unnest(r_stream, r_pos, r_slot, r_index, r_batch_end, r_type, r_has_type, r_body)
+                     AS r(stream, pos, slot, idx, batch_end, type, has_type, body)
+                JOIN bumped b ON b.id = r.slot;
+                INSERT INTO producers(stream_id, producer, epoch, last_seq, updated_ms)
+                SELECT p.stream, p.name, p.epoch, p.seq, now_ms FROM unnest(p_stream, p_name, p_epoch, p_seq) AS p(stream, name, epoch, seq)
+                ON CONFLICT(stream_id, producer) DO UPDATE SET epoch = excluded.epoch, last_seq = excluded.last_seq,
+                    updated_ms = excluded.updated_ms;
+                PERFORM pg_notify('hub_changes', wake);  -- PostgresChangeSignal.channel
+                RETURN QUERY
+                UPDATE streams st SET head = v.head, record_count = st.record_count + v.records, byte_count = st.byte_count + v.bytes,
+                    accessed_ms = now_ms, closed = v.closed, stream_seq = CASE WHEN v.has_seq THEN v.seq ELSE st.stream_seq END
+                FROM unnest(s_id, s_head, s_records, s_bytes, s_closed, s_seq, s_has_seq) AS v(id, head, records, bytes, closed, seq, has_seq)
+                WHERE st.id = v.id
+                RETURNING st.id, st.xmin::text;
+            END
+            $$
+            """,
+        ],
     ]
 
     /// Brings the database to the newest schema in one transaction; refuses a database a newer hubd wrote.

@@ -23,7 +23,11 @@ struct PostgresSession {
 
     /// The NOTIFY payload for the keys a transaction changed: `<node> <key>,<key>…`.
     func notification(_ changed: Set<Int64>) -> String {
-        nodeID + " " + changed.map(String.init).joined(separator: ",")
+        Self.notification(node: nodeID, changed: changed)
+    }
+
+    static func notification(node: String, changed: Set<Int64>) -> String {
+        node + " " + changed.map(String.init).joined(separator: ",")
     }
 
     /// Records that the caller's last statement sent `notification(changed)` with every key the transaction changed.

@@ -20,6 +20,8 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     let nodeID: String
     let maxRecordsPerRead: Int
     private let runner: Task<Void, Never>
+    /// Stream appends waiting for the next group commit, and the stream rows they are decided against.
+    let appendGroups = AppendGroupQueue()
     /// Set when the last attempt found the database unreachable (see `deadline`).
     private let unreachable = Atomic<Bool>(false)
 
@@ -71,7 +73,7 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     }
 
     /// Runs `operation` on a pooled connection within the deadline, and maps whatever it throws (one place).
-    private func leased<T: Sendable>(_ operation: @escaping @Sendable (PostgresSession) async throws -> T) async throws -> T {
+    func leased<T: Sendable>(_ operation: @escaping @Sendable (PostgresSession) async throws -> T) async throws -> T {
         do {
             let value = try await withDeadline(deadline) { [client, logger, nodeID] in
                 try await client.withConnection { connection in
@@ -158,6 +160,11 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
     }
 
     public func append(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
+        try await groupAppend(path, request)
+    }
+
+    /// One append in a transaction of its own: what a group falls back to, and the authority on every refusal.
+    func appendInTransaction(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
         try await write { db, changed in
             try await PostgresStreamQueries.append(db, path: path, request: request, nowMs: Self.nowMs, changed: &changed)
         }

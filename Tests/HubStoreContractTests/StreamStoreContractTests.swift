@@ -119,6 +119,45 @@ struct StreamStoreContractTests {
         }
     }
 
+    /// On PostgreSQL concurrent appends are decided together and committed as one group: a producer's retry racing
+    /// its first attempt, and its next sequence number, must each get the answer they would get one at a time.
+    @Test("concurrent producers with racing retries: each append stored once, retries answered as duplicates", arguments: StoreKind.allCases)
+    func concurrentProducers(_ kind: StoreKind) async throws {
+        try await kind.withStore { store, _ in
+            let p = path()
+            _ = try await store.create(p, CreateRequest(contentType: plain))
+            let duplicates = try await withThrowingTaskGroup(of: Int.self) { group in
+                for w in 0..<4 {
+                    group.addTask {
+                        var duplicates = 0
+                        for seq in 0..<20 {
+                            let request = AppendRequest(contentType: plain, messages: [text("\(w).\(seq)\n")],
+                                                        producer: ProducerClaim(id: "p\(w)", epoch: 0, seq: UInt64(seq)))
+                            // The attempt and its retry at the same time: one stores, the other is a duplicate.
+                            async let first = store.append(p, request)
+                            async let retry = store.append(p, request)
+                            for outcome in try await [first, retry] {
+                                if case .duplicate(_, let ack) = outcome { #expect(ack == ProducerAck(epoch: 0, seq: UInt64(seq))); duplicates += 1 }
+                            }
+                        }
+                        return duplicates
+                    }
+                }
+                return try await group.reduce(0, +)
+            }
+            #expect(duplicates == 80, "one of each pair")
+            let all = try await store.read(p, after: .start, maxBytes: 1 << 30)
+            #expect(all.records.count == 80 && all.records.map(\.seq) == Array(1...80))
+            for w in 0..<4 {
+                let mine = all.records.map { String(buffer: $0.body) }.filter { $0.hasPrefix("\(w).") }
+                #expect(mine == (0..<20).map { "\(w).\($0)\n" }, "each producer's appends in its order")
+            }
+            await #expect(throws: StoreError.producerSeqGap(expected: 20, received: 22)) {
+                try await store.append(p, AppendRequest(contentType: plain, messages: [text("x")], producer: ProducerClaim(id: "p0", epoch: 0, seq: 22)))
+            }
+        }
+    }
+
     @Test("closing: refuses data, close-only is idempotent, reads still return everything", arguments: StoreKind.allCases)
     func closing(_ kind: StoreKind) async throws {
         try await kind.withStore { store, _ in
