@@ -14,7 +14,14 @@ final class AppendGroupQueue: Sendable {
     struct Pending: Sendable {
         let path: StreamPath
         let request: AppendRequest
-        let reply: CheckedContinuation<Result<AppendOutcome, StoreError>, Never>
+        let reply: Reply
+    }
+
+    /// Who waits for an append's outcome: a task, or an event loop (the hot path), whose completions of one group are
+    /// run together in one job on that loop.
+    enum Reply: Sendable {
+        case task(CheckedContinuation<Result<AppendOutcome, StoreError>, Never>)
+        case loop(any EventLoop, @Sendable (Result<AppendOutcome, StoreError>) -> Void)
     }
 
     /// A stream row as this node last saw it committed, with its version and the producer states it has looked up
@@ -77,15 +84,22 @@ final class AppendGroupQueue: Sendable {
     }
 }
 
-extension PostgresStreamStore {
+extension PostgresStreamStore: AppendSubmitting {
     /// Appends through the group commit (see `AppendGroupQueue`).
     func groupAppend(_ path: StreamPath, _ request: AppendRequest) async throws(StoreError) -> AppendOutcome {
         let result = await withCheckedContinuation { reply in
-            if appendGroups.enqueue(.init(path: path, request: request, reply: reply)) {
-                Task { await self.commitGroups() }
-            }
+            enqueue(.init(path: path, request: request, reply: .task(reply)))
         }
         return try result.get()
+    }
+
+    public func submitAppend(_ path: StreamPath, _ request: AppendRequest, on eventLoop: any EventLoop,
+                             completion: @escaping @Sendable (Result<AppendOutcome, StoreError>) -> Void) {
+        enqueue(.init(path: path, request: request, reply: .loop(eventLoop, completion)))
+    }
+
+    private func enqueue(_ pending: AppendGroupQueue.Pending) {
+        if appendGroups.enqueue(pending) { Task { await self.commitGroups() } }
     }
 
     /// Commits group after group until the queue is empty.
@@ -160,8 +174,17 @@ extension PostgresStreamStore {
                 answered[index] = .failure(error)
             }
         }
+        var byLoop: [ObjectIdentifier: (loop: any EventLoop, replies: [(@Sendable (Result<AppendOutcome, StoreError>) -> Void, Result<AppendOutcome, StoreError>)])] = [:]
         for (index, pending) in group.enumerated() {
-            pending.reply.resume(returning: answered[index] ?? .failure(.backend("append group left an append unanswered")))
+            let result = answered[index] ?? .failure(.backend("append group left an append unanswered"))
+            switch pending.reply {
+            case .task(let continuation): continuation.resume(returning: result)
+            case .loop(let loop, let completion): byLoop[ObjectIdentifier(loop), default: (loop, [])].replies.append((completion, result))
+            }
+        }
+        for (_, entry) in byLoop {
+            let replies = entry.replies
+            entry.loop.execute { for (completion, result) in replies { completion(result) } }
         }
     }
 

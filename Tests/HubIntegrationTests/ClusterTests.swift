@@ -128,6 +128,12 @@ struct ClusterTests {
             #expect(race.header("Stream-Next-Offset") == "00000000000000000320")
             let raced = (try JSONSerialization.jsonObject(with: Data(race.text.utf8)) as? [[String: Int]]) ?? []
             #expect(Set(raced.map { "\($0["w"]!).\($0["i"]!)" }).count == 320)
+            // Those appends took the hot path (answered from the event loop when their group committed).
+            for node in nodes {
+                let metrics = try await node.client.request(.GET, "/metrics").text
+                let line = metrics.split(separator: "\n").first { $0.hasPrefix("hub_hot_path_responses_total ") }
+                #expect((line?.split(separator: " ").last.flatMap { Int($0) } ?? 0) >= 160, "\(line ?? "no hot-path metric")")
+            }
         }
     }
 
