@@ -11,8 +11,17 @@ extension Offset {
         return String(repeating: "0", count: Self.wireWidth - digits.utf8.count) + digits
     }
 
-    /// Parses the wire form; nil for anything that is not exactly 20 ASCII digits.
+    /// The reference server's name for the start of a stream. Its clients send it as a fork point and a read offset,
+    /// so it is accepted as `.start` — this exact literal only; every other offset is hubd's own form.
+    public static let referenceZero = "0000000000000000_0000000000000000"
+
+    /// Parses the wire form; nil for anything that is not exactly 20 ASCII digits or `referenceZero`.
     public init?(wire: some StringProtocol) {
+        if wire.utf8.count == Self.referenceZero.utf8.count {
+            guard wire.utf8.elementsEqual(Self.referenceZero.utf8) else { return nil }
+            self = .start
+            return
+        }
         guard wire.utf8.count == Self.wireWidth, wire.utf8.allSatisfy({ (0x30...0x39).contains($0) }),
               let value = UInt64(wire) else { return nil }
         self.init(value)

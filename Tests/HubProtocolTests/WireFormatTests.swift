@@ -9,16 +9,20 @@ import Testing
 @Suite("Offsets and read starts")
 struct OffsetTests {
     @Test("wire form is 20 zero-padded digits and sorts like the number")
-    func wireForm() {
+    func wireForm() throws {
         #expect(Offset(0).wire == "00000000000000000000")
         #expect(Offset(42).wire == "00000000000000000042")
         #expect(Offset(UInt64.max).wire == "18446744073709551615")
         #expect(Offset(9).wire < Offset(10).wire)
         #expect(Offset(wire: "00000000000000000042") == Offset(42))
+        #expect(Offset(wire: "0000000000000000_0000000000000000") == .start, "the reference server's zero")
+        #expect(try ReadStart.parse(["0000000000000000_0000000000000000"], required: true) == .after(.start))
     }
 
     @Test("malformed offsets are refused", arguments: ["", "42", "-1", "now", "0000000000000000004a", "000000000000000000042",
-                                                      "0000000000000000000,", "00000000000000000/00", "99999999999999999999"])
+                                                      "0000000000000000000,", "00000000000000000/00", "99999999999999999999",
+                                                      "0000000000000000_0000000000000001", "0000000000000001_0000000000000000",
+                                                      "0000000000000000-0000000000000000", "000000000000000_00000000000000000"])
     func malformed(_ text: String) {
         #expect(Offset(wire: text) == nil)
     }
