@@ -43,6 +43,9 @@ public func withRunningHub<T: Sendable>(
     config.auth = .open  // the protocol suites run like the conformance suite; auth tests switch to .tokens
     config.dataDirectory = directory.path
     config.http.longPollTimeout = .seconds(2)
+    // Past the grace ServiceLifecycle cancels what is still running and `run()` throws CancellationError; a loaded
+    // 2-core CI machine running every suite at once has been seen to need more than hubd's default 10 s.
+    config.shutdownGrace = .seconds(60)
     config.onListening = { portSink.yield($0) }
     configure(&config)
     var logger = Logger(label: "hubd-test")
