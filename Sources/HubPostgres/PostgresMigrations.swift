@@ -197,6 +197,21 @@ enum PostgresMigrations {
             $$
             """,
         ],
+        // 3: Durable Streams subscriptions (§11): one JSON document each, `due_ms` for the lease and delivery timer;
+        // secrets every node shares (the webhook signing key).
+        [
+            """
+            CREATE TABLE subscriptions(
+                namespace TEXT COLLATE "C" NOT NULL,
+                id TEXT COLLATE "C" NOT NULL,
+                doc TEXT NOT NULL,
+                due_ms BIGINT,
+                PRIMARY KEY(namespace, id)
+            )
+            """,
+            "CREATE INDEX subscriptions_due ON subscriptions(due_ms) WHERE due_ms IS NOT NULL",
+            "CREATE TABLE secrets(name TEXT PRIMARY KEY, value BYTEA NOT NULL)",
+        ],
     ]
 
     /// Brings the database to the newest schema in one transaction; refuses a database a newer hubd wrote.

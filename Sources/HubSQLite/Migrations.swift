@@ -116,6 +116,22 @@ enum Migrations {
             PRIMARY KEY(slot_id, name)
         ) WITHOUT ROWID;
         """,
+        // 4: Durable Streams subscriptions (§11): one JSON document each, `due_ms` for the lease and delivery timer;
+        // secrets every node shares (the webhook signing key).
+        """
+        CREATE TABLE subscriptions(
+            namespace TEXT NOT NULL,
+            id TEXT NOT NULL,
+            doc TEXT NOT NULL,
+            due_ms INTEGER,
+            PRIMARY KEY(namespace, id)
+        ) WITHOUT ROWID;
+        CREATE INDEX subscriptions_due ON subscriptions(due_ms) WHERE due_ms IS NOT NULL;
+        CREATE TABLE secrets(
+            name TEXT PRIMARY KEY,
+            value BLOB NOT NULL
+        ) WITHOUT ROWID;
+        """,
     ]
 
     /// Brings `db` to the newest schema inside one transaction.
