@@ -67,7 +67,7 @@ let package = Package(
         .target(name: "HubPostgres", dependencies: ["HubCore", postgresNIO, .product(name: "_ConnectionPoolModule", package: "postgres-nio"), nioCore, nioPosix, nioSSL, logging, serviceLifecycle], swiftSettings: strict),
         .systemLibrary(name: "CSystemd", pkgConfig: "libsystemd", providers: [.apt(["libsystemd-dev"])]),
         .target(name: "HubSystemd", dependencies: ["CSystemd", serviceLifecycle], swiftSettings: strict),
-        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", hummingbird, compressNIO, httpTypes, webSocket, webSocketCompression, nioWebSocket, nioHTTPTypes, serviceLifecycle, logging, prometheus], swiftSettings: strict),
+        .target(name: "HubHTTP", dependencies: ["HubCore", "HubProtocol", "HubAuth", asyncHTTPClient, hummingbird, compressNIO, httpTypes, webSocket, webSocketCompression, nioWebSocket, nioHTTPTypes, serviceLifecycle, logging, prometheus], swiftSettings: strict),
         .target(name: "HubServer", dependencies: ["HubHTTP", "HubSQLite", "HubPostgres", "HubAuth", "HubSystemd", hummingbird, hummingbirdCore, webSocket, nioHTTP1, nioHTTPTypesHTTP1, nioWebSocket, serviceLifecycle, unixSignals, nioCore, nioPosix, nioConcurrencyHelpers, nioSSL, logging, yams], swiftSettings: strict),
         .executableTarget(name: "hubd", dependencies: ["HubServer", "HubCore", argumentParser], swiftSettings: strict),
 

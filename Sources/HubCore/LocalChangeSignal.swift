@@ -41,7 +41,16 @@ public final class LocalChangeSignal: ChangeSignal {
         state.withLock { $0.ticket(stream) }
     }
 
+    /// Told of every published change (the subscription service), on the publishing thread: it must only take note.
+    private let observer = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+
+    /// Sets the one observer of published changes.
+    public func observe(_ body: @escaping @Sendable (Int64) -> Void) {
+        observer.withLock { $0 = body }
+    }
+
     public func publish(_ stream: Int64) {
+        observer.withLock { $0 }?(stream)
         let woken = state.withLock { state -> [Waiter] in
             state.versions[stream, default: 0] &+= 1
             return state.waiters.removeValue(forKey: stream).map { Array($0.values) } ?? []

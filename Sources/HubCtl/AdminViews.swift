@@ -1,3 +1,4 @@
+import HubProtocol
 import Foundation
 
 /// How the admin API's documents read for people. One place per resource, so `ls` and `show` agree.

@@ -1,3 +1,4 @@
+import HubProtocol
 import Foundation
 
 /// The outcome of a benchmark run, as a table for people and JSON for scripts.

@@ -1,3 +1,4 @@
+import HubProtocol
 import ArgumentParser
 import NIOHTTP1
 

@@ -1,3 +1,4 @@
+import HubProtocol
 import Foundation
 import ArgumentParser
 import NIOHTTP1

@@ -12,9 +12,11 @@ public struct HubProblem: Error, Sendable {
     public var code: String
     public var detail: String?
     public var headers: HTTPFields
+    public var protocolError: ProblemDocument.ProtocolErrorMember?
 
-    public init(status: HTTPResponse.Status, code: String, detail: String? = nil, headers: HTTPFields = [:]) {
-        self.status = status; self.code = code; self.detail = detail; self.headers = headers
+    public init(status: HTTPResponse.Status, code: String, detail: String? = nil, headers: HTTPFields = [:],
+                protocolError: ProblemDocument.ProtocolErrorMember? = nil) {
+        self.status = status; self.code = code; self.detail = detail; self.headers = headers; self.protocolError = protocolError
     }
 
     func response(instance: String) -> Response {
@@ -31,7 +33,8 @@ public struct HubProblem: Error, Sendable {
 
     /// The problem document alone, for answers inside a stream (an SSE `error` event, a WebSocket frame).
     func document(instance: String?) -> ProblemDocument {
-        ProblemDocument(status: Int(status.code), title: status.reasonPhrase, code: code, detail: detail, instance: instance)
+        ProblemDocument(status: Int(status.code), title: status.reasonPhrase, code: code, detail: detail, instance: instance,
+                        protocolError: protocolError)
     }
 }
 
@@ -119,6 +122,23 @@ extension HubProblem {
     /// A stream path outside the grammar, in an admin or ticket request body.
     static func invalidPath(_ raw: String) -> HubProblem {
         HubProblem(ProtocolError.invalidStreamPath(raw))
+    }
+
+    /// The subscription APIs' refusals (§11): the protocol's status and `error.code`, and a problem `code` of our own.
+    init(_ error: SubscriptionError) {
+        let status: HTTPResponse.Status = switch error {
+        case .invalidRequest, .webhookURLRejected: .badRequest
+        case .notFound: .notFound
+        case .alreadyExists, .fenced, .alreadyClaimed, .noPendingWork, .invalidOffset: .conflict
+        case .tokenInvalid, .tokenExpired: .unauthorized
+        }
+        var members: [String: String] = [:]
+        if case .alreadyClaimed(let holder, let generation) = error {
+            members = ["current_holder": JSONText.quote(holder), "generation": String(generation)]
+        }
+        let slug = String(error.code.lowercased().map { $0 == "_" ? "-" : $0 })
+        self.init(status: status, code: slug.hasPrefix("subscription") ? slug : "subscription-" + slug,
+                  detail: error.message, protocolError: .init(code: error.code, message: error.message, members: members))
     }
 
     init(_ error: ProtocolError) {

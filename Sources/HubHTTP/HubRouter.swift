@@ -5,9 +5,11 @@ import Hummingbird
 /// - Parameter localAdmin: the router of the local admin unix socket, where every request is an admin (the socket's
 ///   file permissions are the authentication).
 /// - Parameter console: the web console's files, served at `/console/`.
+/// - Parameter subscriptions: the subscription APIs under `/v1/stream/{root/}__ds/` (nil: those paths answer 404).
 public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: any ChangeSignal, limits: HTTPLimits,
                         auth: Authenticator, facts: ServerFacts, metrics: HubMetrics, metricsRequireToken: Bool = false,
-                        console: ConsoleAssets = .none, localAdmin: Bool = false) -> Router<HubRequestContext> {
+                        console: ConsoleAssets = .none, localAdmin: Bool = false,
+                        subscriptions: SubscriptionService? = nil) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware(metrics: metrics))
     router.add(middleware: ProblemMiddleware(metrics: metrics))
@@ -19,6 +21,7 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
         router.add(middleware: AuthMiddleware(authenticator: auth, tickets: tickets))
     }
     router.add(middleware: RequestLogMiddleware())  // after auth, so the line carries the token id
+    router.add(middleware: SubscriptionRoutesMiddleware(controller: subscriptions.map { SubscriptionsController(service: $0) }))
     HealthController(store: store).addRoutes(to: router)
     ConsoleController(assets: console).addRoutes(to: router)
     let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)

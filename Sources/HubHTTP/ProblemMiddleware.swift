@@ -36,6 +36,8 @@ struct ProblemMiddleware: RouterMiddleware {
             return HubProblem(error)
         case let error as AuthError:
             return HubProblem(error)
+        case let error as SubscriptionError:
+            return HubProblem(error)
         case is NIOTooManyBytesError:
             return HubProblem(status: .contentTooLarge, code: "payload-too-large", detail: "The request body is larger than this server accepts.")
         case let error as any HTTPResponseError:

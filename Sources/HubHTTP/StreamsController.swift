@@ -9,7 +9,7 @@ import NIOCore
 /// HubProtocol, call the store, and set protocol headers; errors propagate to `ProblemMiddleware`.
 struct StreamsController: Sendable {
     static let prefix = "/v1/stream/"
-    /// First path segment reserved for the protocol's control APIs (§11).
+    /// The path segment reserved for the protocol's control APIs under any stream root (§11): no stream path holds it.
     static let reservedSegment = "__ds"
 
     let store: any StreamStore
@@ -124,7 +124,7 @@ struct StreamsController: Sendable {
 
     // MARK: Parsing
 
-    /// The stream path after `/v1/stream/`, percent-decoded and validated. `__ds` is reserved (§11).
+    /// The stream path after `/v1/stream/`, percent-decoded and validated. A `__ds` segment is reserved (§11).
     static func streamPath(_ request: Request) throws -> StreamPath {
         try streamPath(rawPath: request.uri.path)
     }
@@ -138,8 +138,8 @@ struct StreamsController: Sendable {
             guard !decoded.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(decoded) }
             decoded = decoded.removingPercentEncoding ?? ""
         }
-        if decoded == reservedSegment || decoded.hasPrefix(reservedSegment + "/") {
-            throw HubProblem(status: .notFound, code: "reserved-path", detail: "/v1/stream/__ds/ is reserved for the protocol's control APIs.")
+        if decoded.utf8.count >= reservedSegment.utf8.count, decoded.split(separator: "/").contains(Substring(reservedSegment)) {
+            throw HubProblem(status: .notFound, code: "reserved-path", detail: "A __ds path segment is reserved for the protocol's control APIs.")
         }
         guard let path = StreamPath(decoded) else { throw ProtocolError.invalidStreamPath(decoded) }
         return path

@@ -78,7 +78,7 @@ extension PostgresStreamStore: SubscriptionStore {
                     SELECT path FROM streams WHERE NOT deleted AND (path = \(prefix) OR (path >= \(prefix + "/") AND path < \(prefix + "0")))
                     ORDER BY path LIMIT \(Int64(limit))
                     """)
-            return rows.compactMap { StreamPath(try $0.text(0)) }
+            return try rows.compactMap { StreamPath(try $0.text(0)) }
         }
     }
 

@@ -54,8 +54,13 @@ public struct Hub: Sendable {
                 throw ConfigurationError("--web-dir: \(error)")
             }
         }
+        let subscriptions = SubscriptionService(
+            store: store, signal: localSignal,
+            settings: SubscriptionSettings(webhookURLs: WebhookURLPolicy(allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate),
+                                           publicURL: config.publicURL),
+            logger: logger)
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
-                                 metricsRequireToken: config.metricsRequireToken, console: console)
+                                 metricsRequireToken: config.metricsRequireToken, console: console, subscriptions: subscriptions)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
         let notifier = SystemdNotifier()
         let onListening = config.onListening
@@ -102,7 +107,8 @@ public struct Hub: Sendable {
         }
         if let adminTarget {
             // The local admin socket: whoever can open the file is an admin, so only the owner can (0600).
-            let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true)
+            let localRouter = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics, localAdmin: true,
+                                          subscriptions: subscriptions)
             servers.append(.init(service: HTTPServerService(target: adminTarget, responder: localRouter.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings) { _ in
                 if case .unixPath(let path) = adminTarget { chmod(path, 0o600) }
                 logger.info("admin socket", metadata: ["hub.listener": "\(adminTarget)"])
@@ -111,6 +117,7 @@ public struct Hub: Sendable {
         }
         var groupConfig = ServiceGroupConfiguration(
             services: opened.services.map { .init(service: $0) } + servers + [
+                .init(service: subscriptions),
                 .init(service: ExpirySweepService(store: store, interval: config.expirySweepInterval, logger: logger)),
                 .init(service: RetentionService(store: store, interval: config.retentionInterval, dedupWindow: config.http.dedupWindow,
                                                 metrics: metrics, logger: logger)),

@@ -36,6 +36,13 @@ public struct HubConfiguration: Sendable {
     public var metricsRequireToken = false
     /// Serve the hot routes (stream appends) from the event loop; off: every request goes through the router.
     public var hotPath = true
+    /// Subscription webhooks may target loopback hosts (`http://localhost`, `127.0.0.0/8`, `::1`): development only.
+    public var webhookAllowLoopback = false
+    /// Subscription webhooks may target private ranges (10/8, 172.16/12, 192.168/16, 100.64/10, fc00::/7).
+    public var webhookAllowPrivate = false
+    /// How clients reach this hub (`https://hub.example.com`): the base of callback URLs in webhook deliveries.
+    /// nil: the Host of the request that created the subscription.
+    public var publicURL: String?
     /// The optional TLS listener: address, PEM certificate chain and PEM private key (all three or none).
     public var tlsListen: (host: String, port: Int)?
     public var tlsCertificate: String?
@@ -71,6 +78,7 @@ public struct HubConfiguration: Sendable {
             "max-body-bytes": String(http.maxBodyBytes), "admin-socket": adminSocketPath ?? "",
             "rate-limit-token": Self.formatRate(rateLimitToken), "rate-limit-address": Self.formatRate(rateLimitAddress),
             "allow-query-tokens": String(allowQueryTokens), "metrics-require-token": String(metricsRequireToken), "hot-path": String(hotPath),
+            "webhook-allow-loopback": String(webhookAllowLoopback), "webhook-allow-private": String(webhookAllowPrivate), "public-url": publicURL ?? "",
             "tls-listen": tlsListen.map { "\($0.host):\($0.port)" } ?? "", "tls-cert": tlsCertificate ?? "", "tls-key": tlsKey ?? "",
             "max-message-bytes": String(http.maxMessageBytes), "dedup-window": Self.formatDuration(http.dedupWindow),
             "self-service-slots": String(http.selfServiceSlots), "self-service-per-hour": Self.formatRate(http.selfServicePerHour),
@@ -113,7 +121,8 @@ extension HubConfiguration {
                                      "metrics-require-token", "hot-path", "tls-listen", "tls-cert", "tls-key", "max-message-bytes", "dedup-window",
                                      "self-service-slots", "self-service-per-hour", "retention-interval", "ws-ping-interval", "ws-send-timeout",
                                      "consumer-ack-wait", "consumer-max-in-flight", "web-dir", "store", "postgres-url",
-                                     "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
+                                     "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout",
+                                     "webhook-allow-loopback", "webhook-allow-private", "public-url"]
 
     public static func environmentName(of option: String) -> String {
         "HUB_" + option.uppercased().replacingOccurrences(of: "-", with: "_")
@@ -179,11 +188,19 @@ extension HubConfiguration {
             }
         }
         for (option, keyPath) in [("allow-query-tokens", \HubConfiguration.allowQueryTokens), ("metrics-require-token", \HubConfiguration.metricsRequireToken),
-                                  ("hot-path", \HubConfiguration.hotPath)] {
+                                  ("hot-path", \HubConfiguration.hotPath), ("webhook-allow-loopback", \HubConfiguration.webhookAllowLoopback),
+                                  ("webhook-allow-private", \HubConfiguration.webhookAllowPrivate)] {
             if let (v, source) = value(option) {
                 guard let flag = Bool(v) else { throw ConfigurationError("\(source): '\(v)' is not true or false") }
                 config[keyPath: keyPath] = flag
             }
+        }
+        if let (v, source) = value("public-url") {
+            guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false,
+                  url.path.isEmpty || url.path == "/", url.query == nil, url.user == nil else {
+                throw ConfigurationError("\(source): '\(v)' is not a scheme and authority such as https://hub.example.com")
+            }
+            config.publicURL = v.hasSuffix("/") ? String(v.dropLast()) : v
         }
         if let (v, source) = value("max-message-bytes") {
             guard let n = Int(v), n >= 64, n <= 64 << 20 else { throw ConfigurationError("\(source): '\(v)' is not a byte count from 64 to 67108864") }
@@ -238,7 +255,8 @@ extension HubConfiguration {
             guard let kind = StoreKind(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not sqlite or postgres") }
             config.store = kind
         }
-        let postgresOptions = ["postgres-url", "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
+        let postgresOptions = ["postgres-url", "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout",
+                                     "webhook-allow-loopback", "webhook-allow-private", "public-url"]
         guard config.store == .postgres else {
             if let option = postgresOptions.first(where: { value($0) != nil }), let (_, source) = value(option) {
                 throw ConfigurationError("\(source): PostgreSQL options need store = postgres")

@@ -6,7 +6,7 @@ import Logging
 import ServiceLifecycle
 
 /// Everything the hub needs from its backend, whichever it is.
-typealias HubStore = any StreamStore & AdminStore & SlotLog & ExpirySweeping & ReadinessChecking
+typealias HubStore = any StreamStore & AdminStore & SlotLog & ExpirySweeping & ReadinessChecking & SubscriptionStore
 
 /// The opened backend with its change signal: the only place that chooses between SQLite and PostgreSQL.
 struct OpenedStore {

@@ -59,6 +59,12 @@ struct Hubd: AsyncParsableCommand {
     @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= in URLs: true or false (default: false; prefer tickets).") var allowQueryTokens: String?
     @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token: true or false (default: false).") var metricsRequireToken: String?
     @Option(name: .customLong("hot-path"), help: "Answer stream appends from the event loop, without the router: true or false (default: true).") var hotPath: String?
+    @Option(name: .customLong("webhook-allow-loopback"), help: "Subscription webhooks may target localhost/127.0.0.0/8/::1 (development): true or false (default: false).")
+    var webhookAllowLoopback: String?
+    @Option(name: .customLong("webhook-allow-private"), help: "Subscription webhooks may target private ranges (10/8, 172.16/12, 192.168/16, fc00::/7): true or false (default: false).")
+    var webhookAllowPrivate: String?
+    @Option(name: .customLong("public-url"), help: "How clients reach this hub, e.g. https://hub.example.com: the base of webhook callback URLs (default: the Host of the subscribing request).")
+    var publicURL: String?
     @Option(name: .customLong("tls-listen"), help: "Optional TLS listener as HOST:PORT (needs --tls-cert and --tls-key).") var tlsListen: String?
     @Option(name: .customLong("tls-cert"), help: "PEM certificate chain for the TLS listener; reloaded on SIGHUP.") var tlsCert: String?
     @Option(name: .customLong("tls-key"), help: "PEM private key for the TLS listener; reloaded on SIGHUP.") var tlsKey: String?
@@ -84,6 +90,7 @@ struct Hubd: AsyncParsableCommand {
         flags["rate-limit-token"] = rateLimitToken; flags["rate-limit-address"] = rateLimitAddress; flags["allow-query-tokens"] = allowQueryTokens
         flags["metrics-require-token"] = metricsRequireToken
         flags["hot-path"] = hotPath
+        flags["webhook-allow-loopback"] = webhookAllowLoopback; flags["webhook-allow-private"] = webhookAllowPrivate; flags["public-url"] = publicURL
         flags["tls-listen"] = tlsListen; flags["tls-cert"] = tlsCert; flags["tls-key"] = tlsKey
         flags["max-message-bytes"] = maxMessageBytes; flags["dedup-window"] = dedupWindow; flags["self-service-slots"] = selfServiceSlots
         flags["self-service-per-hour"] = selfServicePerHour; flags["retention-interval"] = retentionInterval; flags["ws-ping-interval"] = wsPingInterval

@@ -1,3 +1,4 @@
+import HubProtocol
 import CSQLite
 import Foundation
 @testable import HubCtl

@@ -1,4 +1,5 @@
 @testable import HubCtl
+import HubProtocol
 import NIOCore
 import Testing
 

@@ -18,7 +18,12 @@ struct AuthMiddleware: RouterMiddleware {
             context.grant = .everything("open")
             return try await next(request, context)
         }
-        // Most requests carry no query at all: parse it only when there is one.
+        if SubscriptionRoute.authenticatesItself(rawPath: request.uri.path) {
+            // A subscription callback, ack or release: its bearer is the wake's callback token, checked by the handler.
+            try limitAddress(context)
+            return try await next(request, context)
+        }
+                // Most requests carry no query at all: parse it only when there is one.
         let query = request.uri.query == nil ? nil : request.uri.queryParameters
         do {
             if let ticket = query?["ticket"] {

@@ -1,9 +1,9 @@
-import Foundation
-import HubProtocol
+import FoundationEssentials
 
 /// Any JSON document, for reading the hub's answers without a Codable type per shape and for building
-/// request bodies. Object keys serialize sorted, so output is stable.
-indirect enum JSONValue: Sendable, Equatable, Decodable {
+/// request bodies (hubctl), and for request bodies whose fields are checked one by one with clear refusals (the
+/// subscription APIs). Object keys serialize sorted, so output is stable.
+public indirect enum JSONValue: Sendable, Equatable, Decodable {
     case null
     case bool(Bool)
     case int(Int64)
@@ -12,7 +12,7 @@ indirect enum JSONValue: Sendable, Equatable, Decodable {
     case array([JSONValue])
     case object([String: JSONValue])
 
-    init(from decoder: any Decoder) throws {
+    public init(from decoder: any Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
         else if let value = try? container.decode(Bool.self) { self = .bool(value) }
@@ -23,23 +23,23 @@ indirect enum JSONValue: Sendable, Equatable, Decodable {
         else { self = .object(try container.decode([String: JSONValue].self)) }
     }
 
-    static func parse(_ bytes: [UInt8]) throws -> JSONValue {
+    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
         try JSONDecoder().decode(JSONValue.self, from: Data(bytes))
     }
 
-    subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONValue? {
         if case let .object(members) = self { return members[key] }
         return nil
     }
 
-    var string: String? { if case let .string(s) = self { s } else { nil } }
-    var int: Int64? { if case let .int(n) = self { n } else { nil } }
-    var bool: Bool? { if case let .bool(b) = self { b } else { nil } }
-    var array: [JSONValue]? { if case let .array(a) = self { a } else { nil } }
-    var isNull: Bool { self == .null }
+    public var string: String? { if case let .string(s) = self { s } else { nil } }
+    public var int: Int64? { if case let .int(n) = self { n } else { nil } }
+    public var bool: Bool? { if case let .bool(b) = self { b } else { nil } }
+    public var array: [JSONValue]? { if case let .array(a) = self { a } else { nil } }
+    public var isNull: Bool { self == .null }
 
     /// Compact JSON text.
-    var serialized: String {
+    public var serialized: String {
         switch self {
         case .null: "null"
         case let .bool(b): b ? "true" : "false"
@@ -51,18 +51,4 @@ indirect enum JSONValue: Sendable, Equatable, Decodable {
             "{" + members.keys.sorted().map { JSONText.quote($0) + ":" + members[$0]!.serialized }.joined(separator: ",") + "}"
         }
     }
-
-    /// How a value reads in a table cell: strings bare, absent and null as "-".
-    var cell: String {
-        switch self {
-        case .null: "-"
-        case let .string(s): s
-        case let .array(items): items.map(\.cell).joined(separator: ",")
-        default: serialized
-        }
-    }
-}
-
-extension Optional where Wrapped == JSONValue {
-    var cell: String { self?.cell ?? "-" }
 }
