@@ -83,6 +83,6 @@ let package = Package(
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "HubPostgres", "CSQLite", logging]),
         .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite", "CSQLite", "HubProtocol", "HubCore", webSocketClient, logging]),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubPostgres", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubAuth", "HubCore", "HubPostgres", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]
 )

@@ -42,17 +42,18 @@ public struct SubscriptionCredentials: Sendable {
         return #"{"keys":[{"kty":"OKP","crv":"Ed25519","alg":"EdDSA","use":"sig","kid":"\#(keyID)","x":"\#(x)"}]}"#
     }
 
-    /// Checks a signature header against this hub's key (for tests and tools that receive deliveries).
-    public func verify(signatureHeader header: String, body: [UInt8]) -> Bool {
+    /// Checks a signature header against a published key (`kid` and base64url `x` of the JWKS): what a receiver does.
+    public static func verify(signatureHeader header: String, body: [UInt8], keyID: String, publicKey x: String) -> Bool {
         var fields: [Substring: Substring] = [:]
         for part in header.split(separator: ",") {
             guard let eq = part.firstIndex(of: "=") else { return false }
             fields[part[..<eq]] = part[part.index(after: eq)...]
         }
-        guard let t = fields["t"], fields["kid"].map(String.init) == keyID, let signature = fields["ed25519"].flatMap({ Base64URL.decode(String($0)) }) else {
+        guard let t = fields["t"], fields["kid"].map(String.init) == keyID, let signature = fields["ed25519"].flatMap({ Base64URL.decode(String($0)) }),
+              let raw = Base64URL.decode(x), let key = try? Curve25519.Signing.PublicKey(rawRepresentation: raw) else {
             return false
         }
-        return signingKey.publicKey.isValidSignature(signature, for: Array("\(t).".utf8) + body)
+        return key.isValidSignature(signature, for: Array("\(t).".utf8) + body)
     }
 
     // MARK: Callback tokens

@@ -113,6 +113,8 @@ enum PostgresStreamQueries {
         if let partial { row.head = try await insert(db, [partial], into: row, nowMs: nowMs) }
         if !request.messages.isEmpty { row.head = try await insert(db, request.messages, into: row, nowMs: nowMs) }
         if partial != nil || !request.messages.isEmpty { changed.insert(ChangeKey.slot(slot.id)) }
+        // A stream born with data changed too: subscriptions watching for matching streams hear of it (§11).
+        if !request.messages.isEmpty { changed.insert(row.id) }
         if request.closed {
             try await db.run("UPDATE streams SET closed = true WHERE id = \(row.id)")
             row.closed = true

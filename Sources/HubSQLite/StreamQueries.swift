@@ -82,6 +82,8 @@ enum StreamQueries {
         if let partial { try insert([partial], into: &row, nowMs: nowMs) }
         if !request.messages.isEmpty { try insert(request.messages, into: &row, nowMs: nowMs) }
         if partial != nil || !request.messages.isEmpty { changed.insert(ChangeKey.slot(slotID)) }
+        // A stream born with data changed too: subscriptions watching for matching streams hear of it (§11).
+        if !request.messages.isEmpty { changed.insert(row.id) }
         if request.closed {
             try run(db, "UPDATE streams SET closed = 1 WHERE id = ?", [.int(row.id)])
             row.closed = true

@@ -255,8 +255,7 @@ extension HubConfiguration {
             guard let kind = StoreKind(rawValue: v) else { throw ConfigurationError("\(source): '\(v)' is not sqlite or postgres") }
             config.store = kind
         }
-        let postgresOptions = ["postgres-url", "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout",
-                                     "webhook-allow-loopback", "webhook-allow-private", "public-url"]
+        let postgresOptions = ["postgres-url", "postgres-password-file", "postgres-pool-size", "postgres-statement-timeout"]
         guard config.store == .postgres else {
             if let option = postgresOptions.first(where: { value($0) != nil }), let (_, source) = value(option) {
                 throw ConfigurationError("\(source): PostgreSQL options need store = postgres")
