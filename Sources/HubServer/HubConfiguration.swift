@@ -195,7 +195,7 @@ extension HubConfiguration {
                 config[keyPath: keyPath] = flag
             }
         }
-        if let (v, source) = value("public-url") {
+        if let (v, source) = value("public-url"), !v.isEmpty {
             guard let url = URL(string: v), ["http", "https"].contains(url.scheme ?? ""), url.host?.isEmpty == false,
                   url.path.isEmpty || url.path == "/", url.query == nil, url.user == nil else {
                 throw ConfigurationError("\(source): '\(v)' is not a scheme and authority such as https://hub.example.com")

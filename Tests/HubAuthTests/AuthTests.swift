@@ -1,3 +1,4 @@
+import Foundation
 import HubCore
 import Testing
 
@@ -46,5 +47,49 @@ struct AuthTests {
         #expect(throws: Never.self) { try slotAdmin.authorize(.delete, on: StreamPath("acme/x")!) }
         #expect(!slotAdmin.isGlobalAdmin && slotAdmin.reaches(slot: acme) && !slotAdmin.reaches(slot: SlotName("b")!))
         #expect(Grant.everything("x").isGlobalAdmin)
+    }
+}
+
+@Suite("Subscription credentials")
+struct SubscriptionCredentialsTests {
+    let credentials = try! SubscriptionCredentials(seed: Array(repeating: 7, count: 32))
+    let key = SubscriptionKey(namespace: "", id: "s1")!
+
+    @Test("callback tokens: bound to the subscription and generation, tamper-evident, expiring")
+    func tokens() throws {
+        let token = credentials.callbackToken(for: key, generation: 3, nowMs: 1_000)
+        #expect(token.hasPrefix("dscb.3."))
+        #expect(try credentials.verifyCallbackToken(token, for: key, nowMs: 2_000) == 3)
+        #expect(throws: SubscriptionError.tokenInvalid) { try credentials.verifyCallbackToken(token, for: SubscriptionKey(namespace: "", id: "s2")!, nowMs: 2_000) }
+        #expect(throws: SubscriptionError.tokenInvalid) { try credentials.verifyCallbackToken(token.replacingOccurrences(of: "dscb.3.", with: "dscb.4."), for: key, nowMs: 2_000) }
+        #expect(throws: SubscriptionError.tokenInvalid) { try credentials.verifyCallbackToken("hub_abc", for: key, nowMs: 2_000) }
+        let other = try SubscriptionCredentials(seed: Array(repeating: 8, count: 32))
+        #expect(throws: SubscriptionError.tokenInvalid) { try other.verifyCallbackToken(token, for: key, nowMs: 2_000) }
+        #expect(throws: SubscriptionError.tokenExpired) { try credentials.verifyCallbackToken(token, for: key, nowMs: 1_000 + SubscriptionCredentials.tokenLifetimeMs) }
+    }
+
+    @Test("webhook signatures verify against the published key, and only for the signed body")
+    func signatures() throws {
+        let header = credentials.signatureHeader(body: Array("{}".utf8), unixSeconds: 1_700_000_000)
+        #expect(header.hasPrefix("t=1700000000,kid=\(credentials.keyID),ed25519="))
+        let jwks = try JSONSerialization.jsonObject(with: Data(credentials.jwks.utf8)) as? [String: Any]
+        let key = (jwks?["keys"] as? [[String: Any]])?.first ?? [:]
+        let x = key["x"] as? String ?? ""
+        #expect(key["kid"] as? String == credentials.keyID && credentials.keyID.hasPrefix("ds_") && credentials.keyID.count == 19)
+        #expect(SubscriptionCredentials.verify(signatureHeader: header, body: Array("{}".utf8), keyID: credentials.keyID, publicKey: x))
+        #expect(!SubscriptionCredentials.verify(signatureHeader: header, body: Array("{ }".utf8), keyID: credentials.keyID, publicKey: x))
+        #expect(!SubscriptionCredentials.verify(signatureHeader: header.replacingOccurrences(of: "t=1700000000", with: "t=1700000001"),
+                                                body: Array("{}".utf8), keyID: credentials.keyID, publicKey: x))
+    }
+
+    @Test("base64url and hex round-trip exact bytes")
+    func encodings() {
+        for n in 0..<40 {
+            let bytes = (0..<n).map { UInt8(truncatingIfNeeded: $0 * 37 + 11) }
+            #expect(Base64URL.decode(Base64URL.encode(bytes)) == bytes)
+            #expect(Hex.decode(Hex.encode(bytes)) == bytes)
+        }
+        #expect(Base64URL.decode("a") == nil && Base64URL.decode("ab+c") == nil && Hex.decode("abc") == nil && Hex.decode("zz") == nil)
+        #expect(Hex.encode([0x00, 0xAB, 0xFF]) == "00abff")
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
 import HubAuth
+import HubCore
+@testable import HubHTTP
 import HubServer
 import HubTestSupport
 import NIOHTTP1
@@ -184,7 +186,7 @@ struct SubscriptionTests {
         _ = try await client.request(.PUT, "/v1/stream/\(root)/wake", headers: [jsonType])
         _ = try await client.request(.PUT, "/v1/stream/\(root)/ev/a", headers: [jsonType])
         let id = "pull-" + root
-        let created = try await api.put(id, #"{"type":"pull-wake","pattern":"\#(root)/ev/*","wake_stream":"\#(root)/wake","lease_ttl_ms":1000}"#)
+        let created = try await api.put(id, #"{"type":"pull-wake","pattern":"\#(root)/ev/*","wake_stream":"\#(root)/wake","lease_ttl_ms":60000}"#)
         #expect(created.status == 201, "\(created.text)")
         #expect(try await api.action(id, "claim", token: nil, #"{"worker":"w1"}"#).errorCode == "NO_PENDING_WORK")
         #expect(try await api.action(id, "claim", token: nil, "{}").errorCode == "INVALID_REQUEST")
@@ -200,7 +202,7 @@ struct SubscriptionTests {
 
         // Claims: one holder at a time; its token fences acks and releases.
         let claim = try await api.action(id, "claim", token: nil, #"{"worker":"w1"}"#)
-        #expect(claim.status == 200 && claim.json["generation"] as? Int == 1 && claim.json["lease_ttl_ms"] as? Int == 1000)
+        #expect(claim.status == 200 && claim.json["generation"] as? Int == 1 && claim.json["lease_ttl_ms"] as? Int == 60000)
         let token = claim.json["token"] as? String ?? "", wakeID = claim.json["wake_id"] as? String ?? ""
         #expect((claim.json["streams"] as? [[String: Any]])?.count == 2)
         let busy = try await api.action(id, "claim", token: nil, #"{"worker":"w2"}"#)
@@ -220,24 +222,32 @@ struct SubscriptionTests {
         #expect(events.last?["generation"] as? Int == 2)
         let second = try await api.action(id, "claim", token: nil, #"{"worker":"w2"}"#)
         #expect(second.status == 200 && second.json["generation"] as? Int == 2)
-        #expect(try await api.action(id, "ack", token: token, #"{"wake_id":"\#(second.json["wake_id"] as? String ?? "")","generation":2}"#).errorCode == "FENCED",
+        let t2 = second.json["token"] as? String ?? "", w2 = second.json["wake_id"] as? String ?? ""
+        #expect(try await api.action(id, "ack", token: token, #"{"wake_id":"\#(w2)","generation":2}"#).errorCode == "FENCED",
                 "the released claim's token no longer works")
-
-        // A lease that runs out (1 s, nobody acks) gives the wake up and begins the next one.
-        events = try await wakeEvents(client, "\(root)/wake", atLeast: 3, within: .seconds(10))
-        #expect(events.last?["generation"] as? Int == 3)
-        let third = try await api.action(id, "claim", token: nil, #"{"worker":"w3"}"#)
-        #expect(third.status == 200 && third.json["generation"] as? Int == 3)
-        let t3 = third.json["token"] as? String ?? "", w3 = third.json["wake_id"] as? String ?? ""
-        let finish = try await api.action(id, "ack", token: t3, #"""
-            {"wake_id":"\#(w3)","generation":3,"done":true,"acks":[{"stream":"\#(root)/ev/a","offset":"00000000000000000001"},{"path":"\#(root)/ev/b","offset":"00000000000000000001"}]}
+        let finish = try await api.action(id, "ack", token: t2, #"""
+            {"wake_id":"\#(w2)","generation":2,"done":true,"acks":[{"stream":"\#(root)/ev/a","offset":"00000000000000000001"},{"path":"\#(root)/ev/b","offset":"00000000000000000001"}]}
             """#)
         #expect(finish.status == 200 && finish.json["next_wake"] as? Bool == false)
         #expect(try await api.action(id, "claim", token: nil, #"{"worker":"w4"}"#).errorCode == "NO_PENDING_WORK")
         let state = try await api.get(id).json
-        #expect(state["generation"] as? Int == 3)
+        #expect(state["generation"] as? Int == 2)
         #expect((state["streams"] as? [[String: Any]])?.allSatisfy { $0["acked_offset"] as? String == "00000000000000000001" } == true)
-        #expect(try await api.action(id, "callback", token: t3, #"{"wake_id":"\#(w3)","generation":3}"#).errorCode == "FENCED")
+        #expect(try await api.action(id, "callback", token: t2, #"{"wake_id":"\#(w2)","generation":2}"#).errorCode == "FENCED")
+
+        // A lease that runs out (1 s, nobody acks) gives the wake up and begins the next one.
+        let short = "short-" + root
+        _ = try await client.request(.PUT, "/v1/stream/\(root)/wake2", headers: [jsonType])
+        _ = try await client.request(.PUT, "/v1/stream/\(root)/solo", headers: [jsonType])
+        #expect(try await api.put(short, #"{"type":"pull-wake","streams":["\#(root)/solo"],"wake_stream":"\#(root)/wake2","lease_ttl_ms":1000}"#).status == 201)
+        _ = try await client.request(.POST, "/v1/stream/\(root)/solo", headers: [jsonType], body: #"{"n":1}"#)
+        _ = try await wakeEvents(client, "\(root)/wake2", atLeast: 1)
+        let expiring = try await api.action(short, "claim", token: nil, #"{"worker":"slow"}"#)
+        #expect(expiring.status == 200 && expiring.json["generation"] as? Int == 1)
+        events = try await wakeEvents(client, "\(root)/wake2", atLeast: 2, within: .seconds(30))
+        #expect(events.last?["subscription_id"] as? String == short && events.last?["generation"] as? Int == 2)
+        let retaken = try await api.action(short, "claim", token: nil, #"{"worker":"fast"}"#)
+        #expect(retaken.status == 200 && retaken.json["generation"] as? Int == 2)
     }
 
     /// The wake stream's events, once it holds at least `count`.
@@ -406,5 +416,36 @@ func eventually(within limit: Duration = .seconds(20), _ condition: () async thr
     while try await !condition() {
         guard ContinuousClock.now < deadline else { throw TestFailure("condition did not hold within \(limit)") }
         try await Task.sleep(for: .milliseconds(25))
+    }
+}
+
+@Suite("Webhook URL policy")
+struct WebhookURLPolicyTests {
+    @Test("addresses by class: loopback, private, link-local and reserved ranges; v4-mapped v6")
+    func classes() {
+        let cases: [(String, WebhookURLPolicy.AddressClass?)] = [
+            ("localhost", .loopback), ("api.localhost", .loopback), ("127.0.0.1", .loopback), ("127.9.9.9", .loopback), ("::1", .loopback),
+            ("10.0.0.1", .privateRange), ("172.16.0.1", .privateRange), ("172.31.255.255", .privateRange), ("192.168.0.1", .privateRange),
+            ("100.64.0.1", .privateRange), ("fd12::1", .privateRange), ("169.254.169.254", .linkLocal), ("fe80::1", .linkLocal),
+            ("0.0.0.0", .reserved), ("224.0.0.1", .reserved), ("255.255.255.255", .reserved), ("::", .reserved), ("ff02::1", .reserved),
+            ("::ffff:10.0.0.1", .privateRange), ("::ffff:8.8.8.8", .publicAddress), ("172.32.0.1", .publicAddress), ("8.8.8.8", .publicAddress),
+            ("2001:db8::1", .publicAddress), ("hooks.example.com", nil),
+        ]
+        for (host, expected) in cases { #expect(WebhookURLPolicy.classify(host: host) == expected, "\(host)") }
+    }
+
+    @Test("https to public hosts by default; loopback and private ranges only when allowed, link-local never")
+    func policy() throws {
+        let strict = WebhookURLPolicy(), dev = WebhookURLPolicy(allowLoopback: true), inside = WebhookURLPolicy(allowPrivate: true)
+        try strict.check("https://hooks.example.com/x")
+        #expect(throws: SubscriptionError.self) { try strict.check("http://hooks.example.com/x") }
+        #expect(throws: SubscriptionError.self) { try strict.check("http://127.0.0.1:8080/hook") }
+        try dev.check("http://127.0.0.1:8080/hook")
+        try dev.check("http://localhost/hook")
+        #expect(throws: SubscriptionError.self) { try dev.check("http://10.0.0.1/hook") }
+        try inside.check("http://10.0.0.1/hook")
+        #expect(throws: SubscriptionError.self) { try inside.check("https://169.254.169.254/") }
+        #expect(throws: SubscriptionError.self) { try dev.check("https://[fe80::1]/") }
+        #expect(throws: SubscriptionError.self) { try strict.check("not a url") }
     }
 }

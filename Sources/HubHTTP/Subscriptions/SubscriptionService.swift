@@ -37,7 +37,6 @@ public final class SubscriptionService: Service, Sendable {
     let store: any SubscriptionStore
     let settings: SubscriptionSettings
     let logger: Logger
-    private let http: HTTPClient
     private let credentialsBox = Mutex<SubscriptionCredentials?>(nil)
     /// What the change-processing loop knows of every subscription (pattern and links), refreshed from the store.
     private let known = Mutex<[SubscriptionKey: Subscription]>([:])
@@ -53,10 +52,6 @@ public final class SubscriptionService: Service, Sendable {
 
     public init(store: any SubscriptionStore, signal: LocalChangeSignal?, settings: SubscriptionSettings, logger: Logger) {
         self.store = store; self.settings = settings; self.logger = logger
-        var configuration = HTTPClient.Configuration()
-        configuration.redirectConfiguration = .disallow  // a redirect could lead past the URL policy
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(settings.deliveryTimeout.components.seconds)))
-        http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         changes = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
         deliveries = AsyncStream.makeStream(of: SubscriptionKey.self, bufferingPolicy: .bufferingNewest(10_000))
         signal?.observe { [weak self] id in self?.streamChanged(id) }
@@ -254,7 +249,7 @@ public final class SubscriptionService: Service, Sendable {
     // MARK: Webhook deliveries
 
     /// Delivers `key`'s due wake, and the next one while deliveries end with `done` and more work is pending.
-    private func deliver(_ key: SubscriptionKey) async {
+    private func deliver(_ key: SubscriptionKey, using http: HTTPClient) async {
         guard delivering.withLock({ $0.insert(key).inserted }) else { return }
         defer { _ = delivering.withLock { $0.remove(key) } }
         do {
@@ -264,7 +259,8 @@ public final class SubscriptionService: Service, Sendable {
                     change.startDelivery().map { (change.subscription!, $0) }
                 }
                 guard let (subscription, wake) = started else { return }
-                let result = await post(subscription, generation: wake.generation, wakeID: wake.wakeID, streams: wake.streams, credentials: credentials)
+                let result = await post(subscription, generation: wake.generation, wakeID: wake.wakeID, streams: wake.streams,
+                                        credentials: credentials, http: http)
                 if case .failed(let reason) = result {
                     logger.notice("webhook delivery failed", metadata: ["hub.subscription": "\(key)", "hub.reason": "\(reason)"])
                 }
@@ -282,7 +278,7 @@ public final class SubscriptionService: Service, Sendable {
     }
 
     private func post(_ subscription: Subscription, generation: UInt64, wakeID: String, streams: [SubscriptionStreamState],
-                      credentials: SubscriptionCredentials) async -> WebhookDeliveryResult {
+                      credentials: SubscriptionCredentials, http: HTTPClient) async -> WebhookDeliveryResult {
         guard let url = subscription.config.webhookURL, let host = URL(string: url)?.host else { return .failed("no webhook URL") }
         do {
             try await settings.webhookURLs.checkResolved(host: host)
@@ -312,6 +308,11 @@ public final class SubscriptionService: Service, Sendable {
     // MARK: Service
 
     public func run() async throws {
+        // Made here, not in init: a client must be shut down, and a hub whose build fails later never runs this.
+        var configuration = HTTPClient.Configuration()
+        configuration.redirectConfiguration = .disallow  // a redirect could lead past the URL policy
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(Int64(settings.deliveryTimeout.components.seconds)))
+        let http = HTTPClient(eventLoopGroup: HTTPClient.defaultEventLoopGroup, configuration: configuration)
         await refreshKnown()
         await withDiscardingTaskGroup { group in
             group.addTask { [self] in
@@ -332,7 +333,7 @@ public final class SubscriptionService: Service, Sendable {
                 // Bounded: past the limit a delivery stays due, and the next tick queues it again.
                 guard inFlight.withLock({ n in n < settings.maxConcurrentDeliveries ? { n += 1; return true }() : false }) else { continue }
                 group.addTask { [self] in
-                    await deliver(key)
+                    await deliver(key, using: http)
                     inFlight.withLock { $0 -= 1 }
                 }
             }
