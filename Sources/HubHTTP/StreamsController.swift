@@ -138,11 +138,31 @@ struct StreamsController: Sendable {
             guard !decoded.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(decoded) }
             decoded = decoded.removingPercentEncoding ?? ""
         }
-        if decoded.utf8.count >= reservedSegment.utf8.count, decoded.split(separator: "/").contains(Substring(reservedSegment)) {
+        if holdsReservedSegment(decoded) {
             throw HubProblem(status: .notFound, code: "reserved-path", detail: "A __ds path segment is reserved for the protocol's control APIs.")
         }
         guard let path = StreamPath(decoded) else { throw ProtocolError.invalidStreamPath(decoded) }
         return path
+    }
+
+    /// Whether a `/`-separated path has a segment that is exactly `__ds` (one pass over the bytes: this runs on every
+    /// append on the hot path).
+    static func holdsReservedSegment(_ path: String) -> Bool {
+        path.utf8.withContiguousStorageIfAvailable(holdsReservedSegment) ?? holdsReservedSegment(Array(path.utf8)[...])
+    }
+
+    private static func holdsReservedSegment(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
+        var start = bytes.startIndex
+        while bytes.distance(from: start, to: bytes.endIndex) >= 4 {
+            let next = { (k: Int) in bytes[bytes.index(start, offsetBy: k)] }
+            if next(0) == 0x5F, next(1) == 0x5F, next(2) == 0x64, next(3) == 0x73,
+               bytes.distance(from: start, to: bytes.endIndex) == 4 || next(4) == 0x2F {
+                return true
+            }
+            guard let slash = bytes[start...].firstIndex(of: 0x2F) else { return false }
+            start = bytes.index(after: slash)
+        }
+        return false
     }
 
     /// `Stream-Forked-From` names a stream on this server: `/v1/stream/src`, a full URL to it, or the bare path.

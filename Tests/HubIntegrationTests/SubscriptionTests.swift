@@ -449,3 +449,30 @@ struct WebhookURLPolicyTests {
         #expect(throws: SubscriptionError.self) { try strict.check("not a url") }
     }
 }
+
+@Suite("Control paths")
+struct ControlPathTests {
+    @Test("a __ds segment anywhere is reserved; a segment that only contains __ds is not")
+    func reservedSegments() {
+        for (path, reserved) in [("__ds", true), ("a/__ds", true), ("a/__ds/b", true), ("__ds/x", true), ("a/__dsx", false), ("a/x__ds", false),
+                                 ("a/__d", false), ("a", false), ("a/b/c", false), ("__dsa/b", false)] {
+            #expect(StreamsController.holdsReservedSegment(path) == reserved, "\(path)")
+        }
+    }
+
+    @Test("routes: root, id, action and stream path are parsed; unknown control paths are 404")
+    func routes() throws {
+        #expect(try SubscriptionRoute.parse(rawPath: "/v1/stream/acme/x") == nil)
+        let base = try SubscriptionRoute.parse(rawPath: "/v1/stream/__ds/subscriptions/s1")
+        #expect(base?.namespace == "" && base?.key?.id == "s1" && base?.action == .subscription)
+        let rooted = try SubscriptionRoute.parse(rawPath: "/v1/stream/acme/app/__ds/subscriptions/s%3A1/streams/ev/a")
+        #expect(rooted?.namespace == "acme/app" && rooted?.key?.id == "s:1" && rooted?.action == .stream("ev/a"))
+        #expect(try SubscriptionRoute.parse(rawPath: "/v1/stream/__ds/jwks.json")?.action == .jwks)
+        for bad in ["/v1/stream/__ds", "/v1/stream/__ds/subscriptions", "/v1/stream/__ds/subscriptions/a%2Fb", "/v1/stream/__ds/subscriptions/s/x",
+                    "/v1/stream/Bad/__ds/subscriptions/s", "/v1/stream/__ds/subscriptions/s/streams/"] {
+            #expect(throws: HubProblem.self, "\(bad)") { try SubscriptionRoute.parse(rawPath: bad) }
+        }
+        #expect(SubscriptionRoute.authenticatesItself(rawPath: "/v1/stream/__ds/subscriptions/s/ack"))
+        #expect(!SubscriptionRoute.authenticatesItself(rawPath: "/v1/stream/__ds/subscriptions/s/claim"))
+    }
+}
