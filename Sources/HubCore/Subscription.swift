@@ -78,10 +78,20 @@ public struct SubscriptionLink: Sendable, Codable, Equatable {
     public var explicit: Bool
     /// Everything before this offset is acknowledged; nil is the protocol's `-1` (nothing acknowledged yet).
     public var acked: Offset?
+    /// The incarnation (`StreamInfo.id`) `acked` belongs to; nil while the stream does not exist. A stream deleted and
+    /// created again at the same path is new data from its first record.
+    public var streamID: Int64?
 
-    public init(path: String, glob: Bool, explicit: Bool, acked: Offset?) {
-        self.path = path; self.glob = glob; self.explicit = explicit; self.acked = acked
+    public init(path: String, glob: Bool, explicit: Bool, acked: Offset?, streamID: Int64?) {
+        self.path = path; self.glob = glob; self.explicit = explicit; self.acked = acked; self.streamID = streamID
     }
+}
+
+/// A stream's tail as a subscription change sees it, with the incarnation it belongs to.
+public struct StreamTail: Hashable, Sendable {
+    public let id: Int64
+    public let head: Offset
+    public init(id: Int64, head: Offset) { self.id = id; self.head = head }
 }
 
 /// One stream of a wake or a claim, as the consumer sees it.
@@ -143,9 +153,9 @@ public struct Subscription: Sendable, Codable, Equatable {
     }
 
     /// Every linked stream with its tail (`heads` by absolute path; a stream that is gone counts as empty).
-    public func streamStates(heads: [StreamPath: Offset]) -> [SubscriptionStreamState] {
+    public func streamStates(heads: [StreamPath: StreamTail]) -> [SubscriptionStreamState] {
         links.map { link in
-            let tail = key.absolute(link.path).flatMap { heads[$0] } ?? .start
+            let tail = key.absolute(link.path).flatMap { heads[$0]?.head } ?? .start
             return SubscriptionStreamState(path: link.path, explicit: link.explicit, acked: link.acked, tail: tail)
         }
     }

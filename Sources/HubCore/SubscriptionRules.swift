@@ -5,13 +5,42 @@
 public struct SubscriptionChange: Sendable {
     public var subscription: Subscription?
     /// Tails of the linked streams (and of any stream the caller asked about), by absolute path; absent streams are missing.
-    public let heads: [StreamPath: Offset]
+    public let heads: [StreamPath: StreamTail]
     public let nowMs: Int64
     /// Events the store appends to pull-wake `wake_stream`s in the same transaction.
     public private(set) var wakeEvents: [PullWakeEvent] = []
 
-    public init(subscription: Subscription?, heads: [StreamPath: Offset], nowMs: Int64) {
+    /// Also brings the links up to date with the streams as they are now (`reconcileLinks`).
+    public init(subscription: Subscription?, heads: [StreamPath: StreamTail], nowMs: Int64) {
         self.subscription = subscription; self.heads = heads; self.nowMs = nowMs
+        reconcileLinks()
+    }
+
+    /// A linked stream that is gone: a pattern match is unlinked, an explicit stream starts over (`-1`, for whatever
+    /// is created at its path). A stream that was deleted and created again (another id) starts over too.
+    private mutating func reconcileLinks() {
+        guard var s = subscription else { return }
+        var changed = false
+        s.links = s.links.compactMap { link in
+            var link = link
+            let tail = s.key.absolute(link.path).flatMap { heads[$0] }
+            switch (tail, link.streamID) {
+            case (nil, nil): return link
+            case (nil, _?):
+                changed = true
+                if !link.explicit { return nil }
+                link.acked = nil; link.streamID = nil; link.glob = false
+            case (let tail?, nil):
+                changed = true
+                link.streamID = tail.id
+            case (let tail?, let id?) where tail.id != id:
+                changed = true
+                link.acked = nil; link.streamID = tail.id
+            default: return link
+            }
+            return link
+        }
+        if changed { subscription = s }
     }
 }
 
@@ -51,7 +80,7 @@ extension SubscriptionChange {
     public static let deliveryInFlightMs: Int64 = 30_000
 
     private func tail(_ relative: String) -> Offset {
-        subscription?.key.absolute(relative).flatMap { heads[$0] } ?? .start
+        subscription?.key.absolute(relative).flatMap { heads[$0]?.head } ?? .start
     }
 
     private func require() throws(SubscriptionError) -> Subscription {
@@ -71,7 +100,7 @@ extension SubscriptionChange {
         }
         subscription = Subscription(key: key, config: config, createdAtMs: nowMs, callbackBase: callbackBase)
         for path in config.streams { link(path, explicit: true, acked: tail(path)) }
-        for path in matching { if let relative = key.relative(path) { link(relative, explicit: false, acked: heads[path] ?? .start) } }
+        for path in matching { if let relative = key.relative(path) { link(relative, explicit: false, acked: heads[path]?.head ?? .start) } }
         return true
     }
 
@@ -105,7 +134,8 @@ extension SubscriptionChange {
             if explicit { s.links[index].explicit = true } else { s.links[index].glob = true }
         } else {
             let position = s.links.firstIndex { $0.path > path } ?? s.links.endIndex
-            s.links.insert(SubscriptionLink(path: path, glob: !explicit, explicit: explicit, acked: acked), at: position)
+            let id = s.key.absolute(path).flatMap { heads[$0]?.id }
+            s.links.insert(SubscriptionLink(path: path, glob: !explicit, explicit: explicit, acked: acked, streamID: id), at: position)
         }
         subscription = s
     }

@@ -15,9 +15,9 @@ extension PostgresStreamStore: SubscriptionStore {
             var paths = Set(extra)
             if let before { paths.formUnion(before.linkedPaths) }
             if let wake = before?.config.wakeStream, let path = key.absolute(wake) { paths.insert(path) }
-            var heads: [StreamPath: Offset] = [:]
+            var heads: [StreamPath: StreamTail] = [:]
             for path in paths {
-                if let row = try? await PostgresStreamQueries.readable(db, path: path, nowMs: now) { heads[path] = row.info.head }
+                if let row = try? await PostgresStreamQueries.readable(db, path: path, nowMs: now) { heads[path] = StreamTail(id: row.id, head: row.info.head) }
             }
             var change = SubscriptionChange(subscription: before, heads: heads, nowMs: now)
             let result = body(&change)

@@ -11,8 +11,8 @@ extension SQLiteStreamStore: SubscriptionStore {
             var paths = Set(extra)
             if let before { paths.formUnion(before.linkedPaths) }
             if let wake = before?.config.wakeStream, let path = key.absolute(wake) { paths.insert(path) }
-            var heads: [StreamPath: Offset] = [:]
-            for path in paths { if let row = try? StreamQueries.readable(db, path: path, nowMs: now) { heads[path] = row.info.head } }
+            var heads: [StreamPath: StreamTail] = [:]
+            for path in paths { if let row = try? StreamQueries.readable(db, path: path, nowMs: now) { heads[path] = StreamTail(id: row.id, head: row.info.head) } }
             var change = SubscriptionChange(subscription: before, heads: heads, nowMs: now)
             let result = body(&change)
             if change.subscription != before {

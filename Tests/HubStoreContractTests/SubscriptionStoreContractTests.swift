@@ -34,7 +34,7 @@ struct SubscriptionStoreContractTests {
 
             _ = try await store.append(ev, AppendRequest(contentType: .json, messages: json("3")))
             let began = try await store.changeSubscription(key, alsoHeadsOf: []) { change in
-                (change.heads[ev], change.streamChanged("\(slot)/ev"))
+                (change.heads[ev]?.head, change.streamChanged("\(slot)/ev"))
             }
             #expect(began.0 == Offset(3) && began.1)
             let events = try await store.read(wake, after: .start, maxBytes: 1 << 20).records.map { String(buffer: $0.body) }
@@ -80,6 +80,28 @@ struct SubscriptionRulesTests {
                 && !SubscriptionGlob.isValid("a/../b"))
     }
 
+    @Test("a linked stream that is gone: a match is unlinked, an explicit stream starts over; a re-created stream starts from its first record")
+    func goneStreams() throws {
+        let key = SubscriptionKey(namespace: "", id: "g")!
+        let a = StreamPath("s/a")!, b = StreamPath("s/b")!
+        let config = SubscriptionConfig(kind: .pullWake, pattern: "s/*", streams: ["s/b"], webhookURL: nil, wakeStream: "s/wake",
+                                        leaseTTLMs: 1_000, description: nil)
+        var change = SubscriptionChange(subscription: nil, heads: [a: StreamTail(id: 1, head: Offset(5)), b: StreamTail(id: 2, head: Offset(7))], nowMs: 0)
+        _ = try change.create(key, config, callbackBase: "http://h", matching: [a])
+        let created = change.subscription
+        #expect(created?.link("s/a")?.acked == Offset(5) && created?.link("s/b")?.acked == Offset(7) && created?.link("s/b")?.streamID == 2)
+
+        let gone = SubscriptionChange(subscription: created, heads: [:], nowMs: 1)
+        #expect(gone.subscription?.link("s/a") == nil, "a pattern match that is gone is unlinked")
+        #expect(gone.subscription?.link("s/b")?.acked == nil && gone.subscription?.link("s/b")?.explicit == true)
+
+        var recreated = SubscriptionChange(subscription: created, heads: [a: StreamTail(id: 3, head: Offset(2)), b: StreamTail(id: 2, head: Offset(7))], nowMs: 2)
+        #expect(recreated.subscription?.link("s/a")?.acked == nil && recreated.subscription?.link("s/a")?.streamID == 3)
+        #expect(recreated.subscription?.link("s/b")?.acked == Offset(7), "the same incarnation keeps its cursor")
+        let woke = recreated.wakeIfPending()
+        #expect(woke && recreated.wakeEvents.count == 1, "the new incarnation's two records are pending")
+    }
+
     @Test("retries back off 1 s, 2 s, 4 s … to 60 s, scaled by the jitter")
     func retryDelays() {
         #expect((1...8).map { SubscriptionChange.retryDelayMs(afterFailures: $0, jitter: 1) } == [1_000, 2_000, 4_000, 8_000, 16_000, 32_000, 60_000, 60_000])
@@ -92,7 +114,7 @@ struct SubscriptionRulesTests {
         let ev = StreamPath("s/ev")!
         let config = SubscriptionConfig(kind: .webhook, pattern: "s/*", streams: [], webhookURL: "https://h.example", wakeStream: nil,
                                         leaseTTLMs: 1_000, description: nil)
-        var change = SubscriptionChange(subscription: nil, heads: [ev: Offset(2)], nowMs: 1_000)
+        var change = SubscriptionChange(subscription: nil, heads: [ev: StreamTail(id: 1, head: Offset(2))], nowMs: 1_000)
         let created = try change.create(key, config, callbackBase: "http://h", matching: [])
         let woke = change.streamChanged("s/ev")
         #expect(created)
