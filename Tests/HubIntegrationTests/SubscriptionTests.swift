@@ -290,6 +290,42 @@ struct SubscriptionTests {
         }
     }
 
+    @Test("two nodes on one PostgreSQL database share subscriptions, wakes, claims and callback tokens")
+    func twoNodes() async throws {
+        let url = try await PostgresServer.shared.freshDatabase()
+        let directories = [try TemporaryDirectory(), try TemporaryDirectory()]
+        var nodes: [HubdProcess] = []
+        do {
+            for directory in directories {
+                nodes.append(try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open", "--store", "postgres"],
+                                                   environment: ["HUB_POSTGRES_URL": url]))
+            }
+            for node in nodes { while try await node.client.request(.GET, "/readyz").status != 200 { try await Task.sleep(for: .milliseconds(20)) } }
+            let one = SubscriptionAPI(client: nodes[0].client), two = SubscriptionAPI(client: nodes[1].client)
+            _ = try await nodes[0].client.request(.PUT, "/v1/stream/duo/wake", headers: [jsonType])
+            _ = try await nodes[0].client.request(.PUT, "/v1/stream/duo/ev", headers: [jsonType])
+            #expect(try await one.put("duo", #"{"type":"pull-wake","streams":["duo/ev"],"wake_stream":"duo/wake","lease_ttl_ms":60000}"#).status == 201)
+            #expect(try await two.put("duo", #"{"type":"pull-wake","streams":["duo/ev"],"wake_stream":"duo/wake","lease_ttl_ms":60000}"#).status == 200)
+            _ = try await nodes[1].client.request(.POST, "/v1/stream/duo/ev", headers: [jsonType], body: #"{"n":1}"#)
+            let events = try await Self.wakeEvents(nodes[0].client, "duo/wake", atLeast: 1)
+            #expect(events.count == 1 && events[0]["generation"] as? Int == 1, "one wake, whichever node saw the append first")
+            let claim = try await two.action("duo", "claim", token: nil, #"{"worker":"w"}"#)
+            #expect(claim.status == 200)
+            #expect(try await one.action("duo", "claim", token: nil, #"{"worker":"x"}"#).errorCode == "ALREADY_CLAIMED")
+            let ack = try await one.action("duo", "ack", token: claim.json["token"] as? String, #"""
+                {"wake_id":"\#(claim.json["wake_id"] as? String ?? "")","generation":1,"done":true,"acks":[{"stream":"duo/ev","offset":"00000000000000000001"}]}
+                """#)
+            #expect(ack.status == 200, "a token issued by one node is good on the other: \(ack.text)")
+            #expect(try await two.link("duo", "duo/ev")?["acked_offset"] as? String == "00000000000000000001")
+            let keys = try await [nodes[0].client.request(.GET, "/v1/stream/__ds/jwks.json").text, nodes[1].client.request(.GET, "/v1/stream/__ds/jwks.json").text]
+            #expect(keys[0] == keys[1], "one signing key for the cluster")
+        } catch {
+            for node in nodes { _ = await node.terminate() }
+            throw error
+        }
+        for node in nodes { #expect(await node.terminate() == 0) }
+    }
+
     @Test("bad input gets the protocol's status and a problem document; nothing stored changes")
     func badInput() async throws {
         try await withRunningHub { hub in
