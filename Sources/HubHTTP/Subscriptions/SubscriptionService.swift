@@ -162,8 +162,12 @@ public final class SubscriptionService: Service, Sendable {
     /// Called on the committing thread for every published change: only takes note.
     private func streamChanged(_ id: Int64) {
         guard id > 0, anyKnown.load(ordering: .relaxed) else { return }  // negative keys are slot-wide wake-ups
-        changedIDs.withLock { _ = $0.insert(id) }
-        changes.continuation.yield()
+        // Only the first id after the loop took the set wakes it: the loop takes everything gathered by then.
+        let first = changedIDs.withLock { ids in
+            defer { ids.insert(id) }
+            return ids.isEmpty
+        }
+        if first { changes.continuation.yield() }
     }
 
     private func remember(_ subscription: Subscription) {
