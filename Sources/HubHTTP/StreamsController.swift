@@ -95,7 +95,7 @@ struct StreamsController: Sendable {
                                             clientCursor: cursor)
         case "sse":
             return try await reads.sse(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: true),
-                                       clientCursor: cursor, request: request)
+                                       clientCursor: cursor, request: request, channel: context.channel)
         case let other?:
             throw ProtocolError.invalidParameter(name: "live", value: String(other))
         }

@@ -2,6 +2,7 @@ import NIOCore
 import NIOHTTP1
 import HubServer
 import HubHTTP
+import HubProtocol
 import Foundation
 import HubTestSupport
 import NIOHTTP1
@@ -196,6 +197,48 @@ struct ReadModeTests {
                     #expect(received == Array(0..<messages), "every message once, in order")
                 }
             }
+        }
+    }
+
+    @Test("SSE readers parked at the tail: pushed batches with their control events, keep-alives while idle, the close and the max duration end them")
+    func parkedSSE() async throws {
+        try await withRunningHub({ $0.http.sseKeepAlive = .milliseconds(200); $0.http.sseMaxDuration = .seconds(3) }) { hub in
+            let p = uniqueStream(), q = uniqueStream()
+            _ = try await hub.put(p, [jsonType])
+            _ = try await hub.put(q, [jsonType])
+            // Five readers of p end with the close, each having seen every batch and a control event after each.
+            try await withThrowingTaskGroup(of: [SSEEvent].self) { group in
+                for _ in 0..<5 {
+                    group.addTask {
+                        let log = EventLog()
+                        let ended = try await hub.sse(hub.streamURL(p, "offset=-1&live=sse")) { _ = await log.add($0); return true }
+                        #expect(ended, "the close ends the response")
+                        return await log.events
+                    }
+                }
+                try await hub.untilWaiting(5)
+                _ = try await hub.post(p, [jsonType], body: "1")
+                _ = try await hub.post(p, [jsonType], body: "[2,3]")
+                _ = try await hub.post(p, [("Stream-Closed", "true")])
+                for try await events in group {
+                    #expect(events.filter { $0.type == "data" }.map(\.data).joined(separator: ",") == "[1],[2,3]")
+                    let controls = events.filter { $0.type == "control" }.compactMap {
+                        (try? JSONSerialization.jsonObject(with: Data($0.data.utf8))) as? [String: Any]
+                    }
+                    let offsets = controls.compactMap { $0["streamNextOffset"] as? String }
+                    #expect(offsets == ["00000000000000000000", "00000000000000000001", "00000000000000000003", "00000000000000000003"])
+                    #expect(controls.last?["streamClosed"] as? Bool == true && controls.dropLast().allSatisfy { $0["streamCursor"] != nil })
+                }
+            }
+            // An idle reader of q gets keep-alive comments and its response ends at the max duration.
+            let keepAlives = Mutex(0)
+            let started = ContinuousClock.now
+            try await hub.client.stream(hub.streamURL(q, "offset=now&live=sse"), onHead: { _ in }) { chunk in
+                if String(buffer: chunk).contains(": keep-alive") { keepAlives.withLock { $0 += 1 } }
+                return true
+            }
+            #expect(keepAlives.withLock { $0 } >= 3)
+            #expect(ContinuousClock.now - started >= .milliseconds(2500))
         }
     }
 

@@ -14,11 +14,16 @@ struct StreamReads: Sendable {
     let limits: HTTPLimits
     let metrics: HubMetrics
     let shared: SharedReads
-    let cursors = CursorClock()
+    let cursors: CursorClock
+    /// SSE readers parked at a stream's tail: one dispatcher per stream writes each batch to all of them.
+    let push: TailPush<StreamTailFeed>
 
     init(store: any StreamStore, signal: any ChangeSignal, limits: HTTPLimits, metrics: HubMetrics) {
         self.store = store; self.signal = signal; self.limits = limits; self.metrics = metrics
-        shared = SharedReads(store: store)
+        let shared = SharedReads(store: store), cursors = CursorClock()
+        self.shared = shared; self.cursors = cursors
+        push = TailPush(signal: signal, feed: StreamTailFeed(shared: shared, maxBytes: limits.readChunkBytes, cursors: cursors,
+                                                             keepAliveInterval: limits.sseKeepAlive), metrics: metrics)
     }
 
     // MARK: Catch-up
@@ -86,7 +91,9 @@ struct StreamReads: Sendable {
 
     // MARK: SSE
 
-    func sse(_ path: StreamPath, start: ReadStart, clientCursor: String?, request: Request) async throws -> Response {
+    /// - Parameter channel: the connection; given, an idle reader parks on the push path (no task wakes per reader
+    ///   and batch) instead of waiting on the change signal itself.
+    func sse(_ path: StreamPath, start: ReadStart, clientCursor: String?, request: Request, channel: (any Channel)? = nil) async throws -> Response {
         let from = try await resolve(start, in: path)
         // The first read happens before the headers go out, so a missing stream or bad offset is a real 404/400.
         let first = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
@@ -94,7 +101,7 @@ struct StreamReads: Sendable {
         var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
         if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
         let cursorFloor = Int64(cursor(client: clientCursor)) ?? 0
-        let signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics, shared = self.shared
+        let signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics, shared = self.shared, push = self.push
         let start = from
         let body = ResponseBody { writer in
             metrics.sseStarted()
@@ -104,21 +111,11 @@ struct StreamReads: Sendable {
                 var current = SharedRead(first)
                 var from = start
                 let id = first.info.id
-                func cursorNow() -> String {
-                    let current = Int64(cursors.cursor(nowMilliseconds: Self.nowMs, client: nil, jitterSeconds: 1)) ?? 0
-                    return String(max(cursorFloor, current))
-                }
                 while true {
                     let result = current.result
                     let closedNow = result.upToDate && result.info.closed
-                    var out = ByteBuffer()
-                    if !result.records.isEmpty {
-                        var data = current.sseData  // encoded once for every subscriber sharing this read
-                        out.writeBuffer(&data)
-                        metrics.recordDelivery(result.records)
-                    }
-                    DSEvents.writeControl(next: result.next, cursor: cursorNow(), upToDate: result.upToDate, closed: closedNow, into: &out)
-                    try await writer.write(out)
+                    if !result.records.isEmpty { metrics.recordDelivery(result.records) }
+                    try await writer.write(Self.sseChunk(current, cursor: Self.sseCursor(cursors, floor: cursorFloor)))
                     if closedNow { break }
                     from = result.next
                     // Wait for something new: more records, or the close. Keep-alive comments while idle.
@@ -138,6 +135,14 @@ struct StreamReads: Sendable {
                         if !check.result.records.isEmpty || check.result.info.closed { next = check; break }
                         let remaining = deadline - ContinuousClock.now
                         guard remaining > .zero else { return }
+                        // A client cursor ahead of ours needs its own control events: only the others share pushes.
+                        if let channel, cursorFloor <= Int64(Self.sseCursor(cursors, floor: 0)) ?? 0 {
+                            switch await push.park(.init(id: id, path: path), key: id, after: from.position, channel: channel, form: .sse,
+                                                   deadline: deadline) {
+                            case .behind(let cursor): from = Offset(cursor); continue
+                            case .ended, .expired, .shuttingDown, .cancelled: return
+                            }
+                        }
                         switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
                         case .changed: continue
                         case .timedOut:
@@ -155,6 +160,25 @@ struct StreamReads: Sendable {
     }
 
     // MARK: Responses
+
+    /// What an SSE reader writes for one read: the `data` event (encoded once per shared read) and the `control`
+    /// event with the next offset, the cursor, and up-to-date and closed as of that read.
+    static func sseChunk(_ read: SharedRead, cursor: String) -> ByteBuffer {
+        let result = read.result
+        var out = ByteBuffer()
+        if !result.records.isEmpty {
+            var data = read.sseData
+            out.writeBuffer(&data)
+        }
+        DSEvents.writeControl(next: result.next, cursor: cursor, upToDate: result.upToDate, closed: result.upToDate && result.info.closed, into: &out)
+        return out
+    }
+
+    /// An SSE control event's cursor: the current interval's, or the client's when it is ahead (never backwards).
+    static func sseCursor(_ cursors: CursorClock, floor: Int64) -> String {
+        let current = Int64(cursors.cursor(nowMilliseconds: nowMs, client: nil, jitterSeconds: 1)) ?? 0
+        return String(max(floor, current))
+    }
 
     /// 200 with data, or the empty read at the tail (Durable Streams §7.2–§7.3).
     private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?, body: ByteBuffer? = nil) -> Response {

@@ -21,7 +21,7 @@ struct WebSocketController: Sendable {
     let limits: HTTPLimits
     let auth: Authenticator
     let metrics: HubMetrics
-    let tail: TailPush
+    let tail: TailPush<SlotTailFeed>
 
     /// Close codes (docs/api/websocket.md).
     enum CloseCode {
@@ -250,7 +250,7 @@ struct WebSocketController: Sendable {
                     switch await tail.park(scope, key: key, after: after, channel: push, form: form) {
                     case .behind(let cursor): after = cursor; continue
                     case .shuttingDown: return .shutdown
-                    case .cancelled: return .clientClosed
+                    case .cancelled, .ended, .expired: return .clientClosed  // a slot feed neither ends nor sets deadlines
                     }
                 }
                 let timeout = redeliverIn ?? .seconds(3600)

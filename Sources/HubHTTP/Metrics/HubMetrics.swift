@@ -21,7 +21,7 @@ public final class HubMetrics: Sendable {
     let hotPathResponses: Counter
     /// Open connections by transport, readable by the admin API (gauges cannot be read back).
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
-    /// WebSocket subscribers parked at the tail on the push path (they wait without a change-signal waiter each).
+    /// Subscribers (WebSocket, Durable Streams SSE) parked at the tail on the push path (no change-signal waiter each).
     let parked = Atomic<Int>(0)
     /// Messages appended and delivered by this process since it started (the console's rates).
     let appendedTotal = Atomic<Int>(0), deliveredTotal = Atomic<Int>(0)
