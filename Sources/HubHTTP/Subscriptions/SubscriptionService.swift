@@ -328,7 +328,8 @@ public final class SubscriptionService: Service, Sendable {
                     try? await Task.sleep(for: Self.tick)
                     ticks += 1
                     if ticks % Self.refreshEvery == 0 { await refreshKnown() }
-                    await processDue()
+                    // No subscription anywhere (as of the last refresh): nothing can be due; spare the store the query.
+                    if anyKnown.load(ordering: .relaxed) { await processDue() }
                 }
                 changes.continuation.finish()
                 deliveries.continuation.finish()
