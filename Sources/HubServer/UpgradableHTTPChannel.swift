@@ -93,6 +93,8 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                             wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
                     }
                 })
+            // Below every HTTP and WebSocket handler added from here on: the tail push writes pre-framed batches there.
+            try channel.pipeline.syncOperations.addHandler(WireOutlet())
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<Negotiated>(upgradeConfiguration: configuration)
             pipeline.enablePipelining = false
             pipeline.enableErrorHandling = false

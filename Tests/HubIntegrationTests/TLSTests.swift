@@ -55,4 +55,25 @@ struct TLSTests {
         let (halfStatus, _) = try await run(HubdProcess.binary, ["--check-config", "--tls-cert", cert])
         #expect(halfStatus == 78, "tls-cert without tls-listen and tls-key is refused")
     }
+
+    @Test("SSE readers parked at the tail get their pushed, pre-framed batches through TLS")
+    func pushOverTLS() async throws {
+        let directory = try TemporaryDirectory()
+        let (cert, key) = try await makeCertificate(in: directory.path, commonName: "push")
+        let port = try freePort()
+        try await withRunningHub({ $0.tlsListen = ("127.0.0.1", port); $0.tlsCertificate = cert; $0.tlsKey = key }) { hub in
+            let p = uniqueStream()
+            _ = try await hub.put(p, [jsonType], body: "[1]")
+            // curl reads the whole SSE response; the close appended below ends it.
+            async let sse = run("/usr/bin/curl", ["-skN", "--max-time", "60", "https://127.0.0.1:\(port)/v1/stream/\(p)?offset=-1&live=sse"])
+            try await hub.untilWaiting(1)
+            _ = try await hub.post(p, [jsonType], body: "[2,3]")
+            _ = try await hub.post(p, [("Stream-Closed", "true")])
+            let (status, body) = try await sse
+            #expect(status == 0, "\(body)")
+            let data = body.components(separatedBy: "\n").filter { $0.hasPrefix("data:[") }
+            #expect(data == ["data:[1]", "data:[2,3]"], "\(body)")
+            #expect(body.contains(#""streamClosed":true"#), "\(body)")
+        }
+    }
 }

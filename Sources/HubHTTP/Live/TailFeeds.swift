@@ -1,8 +1,6 @@
 import HubCore
 import HubProtocol
 import NIOCore
-import NIOHTTPTypes
-import NIOWebSocket
 
 /// WebSocket subscribers of a slot scope, by `seq`: each batch as text frames in the subscriber's envelope.
 struct SlotTailFeed: TailFeed {
@@ -14,18 +12,14 @@ struct SlotTailFeed: TailFeed {
     func isEmpty(_ batch: LiveBatch) -> Bool { batch.records.isEmpty }
     func next(_ batch: LiveBatch) -> UInt64 { batch.result.next }
     func ends(_ batch: LiveBatch) -> Bool { false }
-    func parts(_ batch: LiveBatch, form: LiveBatch.Form) -> [WebSocketFrame] {
-        batch.frames(form).map { WebSocketFrame(fin: true, opcode: .text, data: $0) }
-    }
-    func write(_ parts: [WebSocketFrame], to channel: any Channel) {
-        for frame in parts { channel.write(frame, promise: nil) }
-    }
+    /// Subscribers park only without per-frame work (no permessage-deflate), so a frame is the same bytes for all.
+    func wire(_ batch: LiveBatch, form: LiveBatch.Form) -> ByteBuffer { WireFraming.webSocketTextFrames(batch.frames(form)) }
     func delivered(_ batch: LiveBatch, metrics: HubMetrics) { metrics.recordDelivery(batch.records.map(\.record)) }
-    var keepAlive: (interval: Duration, parts: [WebSocketFrame])? { nil }
+    var keepAlive: (interval: Duration, wire: ByteBuffer)? { nil }
 }
 
 /// Durable Streams SSE readers of one stream, by offset: each batch as the `data` and `control` events every reader
-/// at the tail would write (`StreamReads.sseChunk`), as body parts of their open responses; keep-alive comments while
+/// at the tail would write (`StreamReads.sseChunk`), as one chunk of their open responses; keep-alive comments while
 /// the stream is idle.
 struct StreamTailFeed: TailFeed {
     struct Scope: Hashable, Sendable {
@@ -46,12 +40,12 @@ struct StreamTailFeed: TailFeed {
     func isEmpty(_ batch: SharedRead) -> Bool { batch.result.records.isEmpty && !ends(batch) }
     func next(_ batch: SharedRead) -> UInt64 { batch.result.next.position }
     func ends(_ batch: SharedRead) -> Bool { batch.result.upToDate && batch.result.info.closed }
-    func parts(_ batch: SharedRead, form: Form) -> [ByteBuffer] {
-        [StreamReads.sseChunk(batch, cursor: StreamReads.sseCursor(cursors, floor: 0))]
-    }
-    func write(_ parts: [ByteBuffer], to channel: any Channel) {
-        for part in parts { channel.write(HTTPResponsePart.body(part), promise: nil) }
+    /// One chunk of the reader's chunked response (its head went out through the HTTP encoder, which frames the
+    /// catch-up chunks and the last chunk the same way).
+    func wire(_ batch: SharedRead, form: Form) -> ByteBuffer {
+        WireFraming.httpChunk(StreamReads.sseChunk(batch, cursor: StreamReads.sseCursor(cursors, floor: 0)))
     }
     func delivered(_ batch: SharedRead, metrics: HubMetrics) { metrics.recordDelivery(batch.result.records) }
-    var keepAlive: (interval: Duration, parts: [ByteBuffer])? { (keepAliveInterval, [SSE.keepAlive]) }
+    var keepAlive: (interval: Duration, wire: ByteBuffer)? { (keepAliveInterval, Self.keepAliveChunk) }
+    private static let keepAliveChunk = WireFraming.httpChunk(SSE.keepAlive)
 }

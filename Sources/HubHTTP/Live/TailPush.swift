@@ -8,8 +8,6 @@ protocol TailFeed: Sendable {
     associatedtype Scope: Hashable & Sendable
     associatedtype Batch: Sendable
     associatedtype Form: Hashable & Sendable
-    /// What is written to a member's channel: encoded once per form and batch, shared by every member.
-    associatedtype Part: Sendable
 
     /// The records of `scope` after `cursor`, as of a moment after the caller took `ticket`.
     func read(_ scope: Scope, after cursor: UInt64, ticket: UInt64) async throws -> Batch
@@ -19,12 +17,12 @@ protocol TailFeed: Sendable {
     func next(_ batch: Batch) -> UInt64
     /// Members leave once this batch is written (the stream closed): they are released with `.ended`.
     func ends(_ batch: Batch) -> Bool
-    func parts(_ batch: Batch, form: Form) -> [Part]
-    /// Written on the member's event loop; the caller flushes.
-    func write(_ parts: [Part], to channel: any Channel)
+    /// The batch as it goes on the wire to a member of this form (`WireFraming`): encoded and framed once, the same
+    /// buffer for every member, written to each member's `WireOutlet`.
+    func wire(_ batch: Batch, form: Form) -> ByteBuffer
     func delivered(_ batch: Batch, metrics: HubMetrics)
-    /// Written to every member while the scope stays idle this long (SSE comments); nil for none.
-    var keepAlive: (interval: Duration, parts: [Part])? { get }
+    /// Written (wire bytes) to every member while the scope stays idle this long (SSE comments); nil for none.
+    var keepAlive: (interval: Duration, wire: ByteBuffer)? { get }
 }
 
 /// Pushes each committed batch to every subscriber parked at the tail of a scope, so a commit costs one task, one
@@ -50,6 +48,8 @@ final class TailPush<Feed: TailFeed>: Sendable {
         let channel: any Channel
         let form: Feed.Form
         let deadline: ContinuousClock.Instant?
+        /// The channel's `WireOutlet`, looked up on its event loop at the first write.
+        let outlet: NIOLoopBoundBox<ChannelHandlerContext?>
         /// Set once; a batch job on the event loop checks it before writing, so a released subscriber gets nothing
         /// more from the push path (jobs for one channel run in order on its event loop).
         let released = Atomic<Bool>(false)
@@ -57,6 +57,17 @@ final class TailPush<Feed: TailFeed>: Sendable {
 
         init(id: UInt64, channel: any Channel, form: Feed.Form, deadline: ContinuousClock.Instant?) {
             self.id = id; self.channel = channel; self.form = form; self.deadline = deadline
+            outlet = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+        }
+
+        /// Writes and flushes wire bytes through the outlet; on the channel's event loop. False when the channel
+        /// cannot take them now (closed, not writable, or without an outlet): the member must leave the push path.
+        func send(_ wire: ByteBuffer) -> Bool {
+            guard channel.isActive, channel.isWritable else { return false }
+            if outlet.value == nil { outlet.value = WireOutlet.context(of: channel) }
+            guard let context = outlet.value else { return false }
+            context.writeAndFlush(NIOAny(IOData.byteBuffer(wire)), promise: nil)
+            return true
         }
     }
 
@@ -187,18 +198,15 @@ final class TailPush<Feed: TailFeed>: Sendable {
     }
 
     private func push(_ batch: Feed.Batch, from cursor: UInt64, to members: [Subscriber], scope: Feed.Scope, ends: Bool) {
-        var encoded: [Feed.Form: [Feed.Part]] = [:]
-        for form in Set(members.map(\.form)) { encoded[form] = feed.parts(batch, form: form) }
-        let parts = encoded
+        var encoded: [Feed.Form: ByteBuffer] = [:]
+        for member in members where encoded[member.form] == nil { encoded[member.form] = feed.wire(batch, form: member.form) }
+        let wire = encoded
         forEachLoop(members) { member in
-            let channel = member.channel
             // A socket that is not keeping up leaves the push path before this batch: it reads it itself.
-            guard channel.isActive, channel.isWritable else {
+            guard let bytes = wire[member.form], member.send(bytes) else {
                 self.release(member, from: scope, .behind(cursor))
                 return
             }
-            self.feed.write(parts[member.form] ?? [], to: channel)
-            channel.flush()
             if ends { self.release(member, from: scope, .ended) }
         }
         feed.delivered(batch, metrics: metrics)
@@ -211,13 +219,11 @@ final class TailPush<Feed: TailFeed>: Sendable {
             return Array(group.members.values)
         }
         let now = ContinuousClock.now
-        let keepAlive = feed.keepAlive?.parts ?? []
+        let keepAlive = feed.keepAlive?.wire
         forEachLoop(members) { member in
             if let deadline = member.deadline, deadline <= now { return self.release(member, from: scope, .expired) }
-            guard !keepAlive.isEmpty else { return }
-            guard member.channel.isActive, member.channel.isWritable else { return self.release(member, from: scope, .behind(cursor)) }
-            self.feed.write(keepAlive, to: member.channel)
-            member.channel.flush()
+            guard let keepAlive else { return }
+            if !member.send(keepAlive) { self.release(member, from: scope, .behind(cursor)) }
         }
     }
 
