@@ -237,6 +237,35 @@ enum RawHTTP {
         return responses
     }
 
+    /// Sends `request`, reads until `marker` arrived, closes the client's sending side (as a client that leaves
+    /// does with its FIN), and waits for the server to close the connection. True when it did within `within`.
+    static func serverClosesAfterHalfClose(port: Int, request: String, marker: String, within: Int) async throws -> Bool {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let fd = try connectLoopback(port: port)
+                    defer { close(fd) }
+                    var timeout = timeval(tv_sec: within, tv_usec: 0)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    let bytes = Array(request.utf8)
+                    guard bytes.withUnsafeBytes({ write(fd, $0.baseAddress, $0.count) }) == bytes.count else { throw TestFailure("short write") }
+                    var received: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 65536)
+                    while find(Array(marker.utf8), in: received) == nil {
+                        let n = read(fd, &chunk, chunk.count)
+                        guard n > 0 else { throw TestFailure("no \(marker) before the connection ended (errno \(errno))") }
+                        received += chunk[..<n]
+                    }
+                    shutdown(fd, Int32(SHUT_WR))
+                    while true {
+                        let n = read(fd, &chunk, chunk.count)
+                        if n == 0 || (n < 0 && errno == ECONNRESET) { return true }
+                        if n < 0 { return false }  // timed out: still open
+                    }
+                })
+            }
+        }
+    }
+
     private static func find(_ needle: [UInt8], in haystack: [UInt8]) -> Int? {
         guard haystack.count >= needle.count else { return nil }
         for i in 0...(haystack.count - needle.count) where haystack[i..<(i + needle.count)].elementsEqual(needle) { return i }

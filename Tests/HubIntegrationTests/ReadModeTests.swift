@@ -253,6 +253,18 @@ struct ReadModeTests {
         }
     }
 
+    @Test("a client that closes its side ends its SSE response at once, parked at the tail or not")
+    func sseEndsWhenClientLeaves() async throws {
+        // Keep-alives far apart: the connection must close because the client left, not at a failed write.
+        try await withRunningHub({ $0.http.sseKeepAlive = .seconds(120) }) { hub in
+            let p = uniqueStream()
+            _ = try await hub.put(p, [jsonType], body: "[1]")
+            let request = "GET /v1/stream/\(p)?offset=-1&live=sse HTTP/1.1\r\nHost: localhost\r\n\r\n"
+            let closed = try await RawHTTP.serverClosesAfterHalfClose(port: hub.port, request: request, marker: "upToDate", within: 20)
+            #expect(closed, "the server closed the connection after the client's FIN")
+        }
+    }
+
     @Test("graceful shutdown ends an open SSE response cleanly")
     func shutdownEndsSSE() async throws {
         try await withRunningHub { hub in

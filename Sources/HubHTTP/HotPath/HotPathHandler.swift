@@ -65,6 +65,10 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Parts a pipelining client sent while a hot request was being answered.
     private var held = CircularBuffer<HTTPRequestPart>()
     private var readWanted = false
+    /// The router streams an open-ended response (SSE) on this connection: a client that closes its side has left
+    /// for good, so the connection closes and the stream ends at once rather than at its next failed write.
+    private var endsStreamOnInputClose = false
+    private var inputClosed = false
 
     init(_ hot: HotPath) { self.hot = hot }
 
@@ -124,11 +128,27 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if case .closing = state, let event = event as? ChannelEvent, event == .inputClosed {
-            context.close(promise: nil)  // the client finished sending what we discard
-            return
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            inputClosed = true
+            if case .closing = state {
+                context.close(promise: nil)  // the client finished sending what we discard
+                return
+            }
+            if endsStreamOnInputClose { context.close(promise: nil) }
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Marks the router's current response on `channel` as an open-ended stream that ends when the client closes its
+    /// side (what Hummingbird's `consumeWithCancellationOnInboundClose` does with three tasks per response, which an
+    /// idle SSE connection would hold: 25 KiB each). Without a hot path on the connection, the stream ends at its next
+    /// write after the client left (a batch or a keep-alive).
+    public static func endStreamOnInputClose(_ channel: any Channel) {
+        channel.eventLoop.execute {
+            guard let handler = try? channel.pipeline.syncOperations.handler(type: HotPathHandler.self) else { return }
+            handler.endsStreamOnInputClose = true
+            if handler.inputClosed { channel.close(promise: nil) }
+        }
     }
 
     public func read(context: ChannelHandlerContext) {
@@ -142,7 +162,10 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     // MARK: Outbound (the router's responses)
 
     public func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
-        if case .end = unwrapOutboundIn(data) { routerPending -= 1 }
+        if case .end = unwrapOutboundIn(data) {
+            routerPending -= 1
+            endsStreamOnInputClose = false
+        }
         context.write(data, promise: promise)
     }
 

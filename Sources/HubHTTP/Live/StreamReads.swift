@@ -92,7 +92,8 @@ struct StreamReads: Sendable {
     // MARK: SSE
 
     /// - Parameter channel: the connection; given, an idle reader parks on the push path (no task wakes per reader
-    ///   and batch) instead of waiting on the change signal itself.
+    ///   and batch) instead of waiting on the change signal itself, and the response ends when the client closes its
+    ///   side of the connection (`HotPathHandler.endStreamOnInputClose`).
     func sse(_ path: StreamPath, start: ReadStart, clientCursor: String?, request: Request, channel: (any Channel)? = nil) async throws -> Response {
         let from = try await resolve(start, in: path)
         // The first read happens before the headers go out, so a missing stream or bad offset is a real 404/400.
@@ -106,7 +107,9 @@ struct StreamReads: Sendable {
         let body = ResponseBody { writer in
             metrics.sseStarted()
             defer { metrics.sseEnded() }
-            _ = try? await request.body.consumeWithCancellationOnInboundClose { _ in
+            if let channel { HotPathHandler.endStreamOnInputClose(channel) }
+            // Ends by returning (closed, deadline, shutdown, error event) or by a failed write (the client left).
+            _ = try? await { () async throws -> Void in
                 let deadline = ContinuousClock.now + limits.sseMaxDuration
                 var current = SharedRead(first)
                 var from = start
@@ -153,7 +156,7 @@ struct StreamReads: Sendable {
                     }
                     current = next!
                 }
-            }
+            }()
             try await writer.finish(nil)
         }
         return Response(status: .ok, headers: fields, body: body)
