@@ -51,7 +51,11 @@ struct HTTPServerService: Service {
             let context = HubRequestContext(source: .init(channel: channel, logger: requestLogger))
             var response: Response
             do {
-                response = try await responder.respond(to: request, context: context)
+                // In a child task: the router's middleware chain takes ~20 KiB of async frames at its deepest, and a
+                // task keeps every slab it ever grew until it ends. In the connection's own task that high-water
+                // mark would stay with every keep-alive connection (and under every SSE body written from here).
+                async let routed = responder.respond(to: request, context: context)
+                response = try await routed
             } catch {
                 // ProblemMiddleware renders every error; anything reaching here is a bug, answered without detail.
                 requestLogger.error("unhandled error", metadata: ["error": "\(error)"])
