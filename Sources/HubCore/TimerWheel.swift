@@ -5,7 +5,7 @@ import Synchronization
 /// 100 times a second with a 15 s keep-alive that was ~80 MB held for 15 s after they all left. Here a timeout is
 /// an entry in a bucket of `resolution` width, removed in O(1) when its wait ends; one task ticks while any entry
 /// exists and parks when none does. A timeout fires at or after its deadline, at most one `resolution` late.
-final class TimerWheel<Key: Hashable & Sendable>: Sendable {
+public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
     private struct State {
         var buckets: [Int64: Set<Key>] = [:]
         var slotOf: [Key: Int64] = [:]
@@ -20,14 +20,14 @@ final class TimerWheel<Key: Hashable & Sendable>: Sendable {
     private let fire: @Sendable ([Key]) -> Void
 
     /// - Parameter fire: called (outside any lock) with the keys whose deadline passed.
-    init(resolution: Duration = .milliseconds(25), fire: @escaping @Sendable ([Key]) -> Void) {
+    public init(resolution: Duration = .milliseconds(25), fire: @escaping @Sendable ([Key]) -> Void) {
         self.resolution = resolution
         self.fire = fire
         state = Mutex(State(firedThrough: 0))
     }
 
     /// Fires `key` after `timeout` unless `cancel(key)` comes first.
-    func schedule(_ key: Key, after timeout: Duration) {
+    public func schedule(_ key: Key, after timeout: Duration) {
         // Rounded up: never early.
         let slot = slot(of: ContinuousClock.now + timeout, roundingUp: true)
         let startTicking = state.withLock { state -> Bool in
@@ -42,7 +42,7 @@ final class TimerWheel<Key: Hashable & Sendable>: Sendable {
         if startTicking { Task { await self.tick() } }
     }
 
-    func cancel(_ key: Key) {
+    public func cancel(_ key: Key) {
         state.withLock { state in
             guard let slot = state.slotOf.removeValue(forKey: key) else { return }
             state.buckets[slot]?.remove(key)
@@ -50,7 +50,7 @@ final class TimerWheel<Key: Hashable & Sendable>: Sendable {
         }
     }
 
-    var count: Int { state.withLock { $0.slotOf.count } }
+    public var count: Int { state.withLock { $0.slotOf.count } }
 
     private func slot(of instant: ContinuousClock.Instant, roundingUp: Bool) -> Int64 {
         let elapsed = instant - origin

@@ -92,7 +92,7 @@ struct StreamsController: Sendable {
                                            ifNoneMatch: request.headers[.ifNoneMatch])
         case "long-poll":
             return try await reads.longPoll(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: true),
-                                            clientCursor: cursor)
+                                            clientCursor: cursor, channel: context.channel)
         case "sse":
             return try await reads.sse(path, start: try ReadStart.parse(query[values: "offset"].map(String.init), required: true),
                                        clientCursor: cursor, request: request, channel: context.channel)

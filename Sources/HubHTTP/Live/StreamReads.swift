@@ -34,7 +34,7 @@ struct StreamReads: Sendable {
         case .now:
             let info = try await store.info(path)
             try await store.touch(path)
-            var fields = tailFields(info)
+            var fields = Self.tailFields(contentType: info.contentType, next: info.head, closed: info.closed)
             fields[.cacheControl] = "no-store"
             return Response(status: .ok, headers: fields, body: .init(byteBuffer: DSBody.encode([], contentType: info.contentType)))
         case .beginning: from = .start
@@ -58,31 +58,45 @@ struct StreamReads: Sendable {
 
     // MARK: Long-poll
 
-    func longPoll(_ path: StreamPath, start: ReadStart, clientCursor: String?) async throws -> Response {
+    /// - Parameter channel: the connection; given, a poll at the tail parks on the push path as a one-shot member
+    ///   (answered with the next batch the stream's dispatcher reads for everyone) instead of waiting on the change
+    ///   signal and reading for itself. The group it joins is what the hot path's next poll joins (`HotPathHandler`).
+    func longPoll(_ path: StreamPath, start: ReadStart, clientCursor: String?, channel: (any Channel)? = nil) async throws -> Response {
         let deadline = ContinuousClock.now + limits.longPollTimeout
         let from = try await resolve(start, in: path)
         var read = SharedRead(try await store.read(path, after: from, maxBytes: limits.readChunkBytes))
         while true {
             let result = read.result
-            let cursor = self.cursor(client: clientCursor)
-            if !result.records.isEmpty { return dataResponse(result, from: from, cursor: cursor, ifNoneMatch: nil, body: read.responseBody) }
-            if result.info.closed { return noContent(result.info, cursor: nil) }
+            if !result.records.isEmpty || result.info.closed {
+                return Self.longPollAnswer(read, from: from, cursor: cursor(client: clientCursor)).response
+            }
             // Take the ticket, then look once more: anything committed after the ticket ends the wait at once.
-            let ticket = signal.ticket(for: result.info.id)
-            read = try await shared.read(path, stream: result.info.id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
+            let id = result.info.id
+            let ticket = signal.ticket(for: id)
+            read = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
             if !read.result.records.isEmpty || read.result.info.closed { continue }
-            let remaining = deadline - ContinuousClock.now
-            guard remaining > .zero else { return noContent(read.result.info, cursor: cursor) }
+            guard deadline > .now else { return Self.timeoutAnswer(read, from: from, cursor: cursor(client: clientCursor)).response }
             metrics.longPollWaitStarted()
-            let outcome = await signal.wait(for: result.info.id, after: ticket, timeout: remaining)
-            metrics.longPollWaitEnded()
-            switch outcome {
+            defer { metrics.longPollWaitEnded() }
+            if let channel {
+                switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .once, deadline: deadline, tail: read) {
+                case .answered(let batch):
+                    read = batch
+                case .behind:
+                    read = try await shared.read(path, stream: id, after: from, ticket: signal.ticket(for: id), maxBytes: limits.readChunkBytes)
+                case .expired, .shuttingDown, .ended:
+                    return Self.timeoutAnswer(read, from: from, cursor: cursor(client: clientCursor)).response
+                case .cancelled:
+                    throw CancellationError()
+                }
+                continue
+            }
+            switch await signal.wait(for: id, after: ticket, timeout: deadline - .now) {
             case .changed:
-                read = try await shared.read(path, stream: result.info.id, after: from, ticket: signal.ticket(for: result.info.id),
-                                             maxBytes: limits.readChunkBytes)
+                read = try await shared.read(path, stream: id, after: from, ticket: signal.ticket(for: id), maxBytes: limits.readChunkBytes)
                 metrics.recordDelivery(read.result.records)
             case .timedOut, .shuttingDown:
-                return noContent(read.result.info, cursor: cursor)
+                return Self.timeoutAnswer(read, from: from, cursor: cursor(client: clientCursor)).response
             case .cancelled:
                 throw CancellationError()
             }
@@ -140,10 +154,10 @@ struct StreamReads: Sendable {
                         guard remaining > .zero else { return }
                         // A client cursor ahead of ours needs its own control events: only the others share pushes.
                         if let channel, cursorFloor <= Int64(Self.sseCursor(cursors, floor: 0)) ?? 0 {
-                            switch await push.park(.init(id: id, path: path), key: id, after: from.position, channel: channel, form: .sse,
-                                                   deadline: deadline) {
+                            switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .stream(.sse),
+                                                   deadline: deadline, tail: check) {
                             case .behind(let cursor): from = Offset(cursor); continue
-                            case .ended, .expired, .shuttingDown, .cancelled: return
+                            case .ended, .expired, .shuttingDown, .cancelled, .answered: return
                             }
                         }
                         switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
@@ -183,8 +197,32 @@ struct StreamReads: Sendable {
         return String(max(floor, current))
     }
 
+    /// A read's answer, the same on both paths: the router returns it as a `Response`, the hot path writes it from
+    /// the event loop.
+    struct Answer {
+        let status: HTTPResponse.Status
+        let fields: HTTPFields
+        let body: ByteBuffer?
+
+        var response: Response {
+            Response(status: status, headers: fields, body: body.map { .init(byteBuffer: $0) } ?? .init())
+        }
+    }
+
+    /// A long-poll that has something to say: 200 with the records, or (none, the stream closed) 204 with the close.
+    static func longPollAnswer(_ read: SharedRead, from: Offset, cursor: String) -> Answer {
+        let result = read.result
+        if result.records.isEmpty { return tailAnswer(contentType: result.info.contentType, next: result.info.head, closed: result.info.closed, cursor: cursor) }
+        return dataAnswer(result, from: from, cursor: cursor, ifNoneMatch: nil, body: read.responseBody)
+    }
+
+    /// A long-poll that waited in vain (its timeout, or shutdown): 204 at the tail it waited at.
+    static func timeoutAnswer(_ read: SharedRead, from: Offset, cursor: String) -> Answer {
+        tailAnswer(contentType: read.result.info.contentType, next: from, closed: false, cursor: cursor)
+    }
+
     /// 200 with data, or the empty read at the tail (Durable Streams §7.2–§7.3).
-    private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?, body: ByteBuffer? = nil) -> Response {
+    private static func dataAnswer(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?, body: ByteBuffer? = nil) -> Answer {
         let info = result.info
         // The close is reported only with the final chunk (or the empty read at the tail), never on a partial read.
         let closedIncluded = result.upToDate && info.closed
@@ -196,26 +234,31 @@ struct StreamReads: Sendable {
         // A chunk behind the tail never changes, so caches may keep it; a read at the tail must be revalidated.
         fields[.cacheControl] = result.upToDate ? "no-cache" : "public, max-age=60, stale-while-revalidate=300"
         if let ifNoneMatch, DSETag.matches(ifNoneMatch: ifNoneMatch, etag: etag) {
-            return Response(status: .notModified, headers: fields)
+            return Answer(status: .notModified, fields: fields, body: nil)
         }
-        return Response(status: .ok, headers: fields, body: .init(byteBuffer: body ?? DSBody.encode(result.records, contentType: info.contentType)))
+        return Answer(status: .ok, fields: fields, body: body ?? DSBody.encode(result.records, contentType: info.contentType))
     }
 
-    /// The long-poll timeout (or closed-at-tail) answer: 204 with the tail.
-    private func noContent(_ info: StreamInfo, cursor: String?) -> Response {
-        var fields = tailFields(info)
+    private func dataResponse(_ result: ReadResult, from: Offset, cursor: String?, ifNoneMatch: String?) -> Response {
+        Self.dataAnswer(result, from: from, cursor: cursor, ifNoneMatch: ifNoneMatch).response
+    }
+
+    /// The long-poll answer with nothing new (timed out, or closed at the tail): 204 with the tail.
+    private static func tailAnswer(contentType: ContentType, next: Offset, closed: Bool, cursor: String?) -> Answer {
+        var fields = tailFields(contentType: contentType, next: next, closed: closed)
         fields[.cacheControl] = "no-store"
-        if let cursor, !info.closed { fields[.streamCursor] = cursor }
-        return Response(status: .noContent, headers: fields)
+        if let cursor, !closed { fields[.streamCursor] = cursor }
+        return Answer(status: .noContent, fields: fields, body: nil)
     }
 
-    private func tailFields(_ info: StreamInfo) -> HTTPFields {
-        var fields: HTTPFields = [.contentType: info.contentType.raw, .streamNextOffset: info.head.wire, .streamUpToDate: "true"]
-        if info.closed { fields[.streamClosed] = "true" }
+    private static func tailFields(contentType: ContentType, next: Offset, closed: Bool) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: contentType.raw, .streamNextOffset: next.wire, .streamUpToDate: "true"]
+        if closed { fields[.streamClosed] = "true" }
         return fields
     }
 
-    private func cursor(client: String?) -> String {
+    /// The `Stream-Cursor` for a reader that sent `client` (Durable Streams §8: never behind the client's).
+    func cursor(client: String?) -> String {
         cursors.cursor(nowMilliseconds: Self.nowMs, client: client, jitterSeconds: Int.random(in: 1...3600))
     }
 

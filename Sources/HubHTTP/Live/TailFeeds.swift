@@ -6,7 +6,7 @@ import NIOCore
 struct SlotTailFeed: TailFeed {
     let shared: SharedLogReads
 
-    func read(_ scope: SlotScope, after cursor: UInt64, ticket: UInt64) async throws -> LiveBatch {
+    func read(_ scope: SlotScope, key: Int64, after cursor: UInt64, ticket: UInt64) async throws -> LiveBatch {
         try await shared.read(scope, after: cursor, ticket: ticket)
     }
     func isEmpty(_ batch: LiveBatch) -> Bool { batch.records.isEmpty }
@@ -18,14 +18,13 @@ struct SlotTailFeed: TailFeed {
     var keepAlive: (interval: Duration, wire: ByteBuffer)? { nil }
 }
 
-/// Durable Streams SSE readers of one stream, by offset: each batch as the `data` and `control` events every reader
-/// at the tail would write (`StreamReads.sseChunk`), as one chunk of their open responses; keep-alive comments while
-/// the stream is idle.
+/// Durable Streams readers of one stream, by offset. SSE readers stream: each batch as the `data` and `control`
+/// events every reader at the tail would write (`StreamReads.sseChunk`), as one chunk of their open responses;
+/// keep-alive comments while the stream is idle. Long-polls take one batch and answer it themselves.
 struct StreamTailFeed: TailFeed {
-    struct Scope: Hashable, Sendable {
-        let id: Int64
-        let path: StreamPath
-    }
+    /// Groups are found by path (the hot path's long-polls know only that); the change key is the stream's id, which
+    /// tells one incarnation of the path from the next.
+    typealias Scope = StreamPath
     /// One form: the stream's content type decides text or base64 for every reader alike.
     enum Form: Hashable, Sendable { case sse }
 
@@ -34,8 +33,8 @@ struct StreamTailFeed: TailFeed {
     let cursors: CursorClock
     let keepAliveInterval: Duration
 
-    func read(_ scope: Scope, after cursor: UInt64, ticket: UInt64) async throws -> SharedRead {
-        try await shared.read(scope.path, stream: scope.id, after: Offset(cursor), ticket: ticket, maxBytes: maxBytes)
+    func read(_ scope: Scope, key: Int64, after cursor: UInt64, ticket: UInt64) async throws -> SharedRead {
+        try await shared.read(scope, stream: key, after: Offset(cursor), ticket: ticket, maxBytes: maxBytes)
     }
     func isEmpty(_ batch: SharedRead) -> Bool { batch.result.records.isEmpty && !ends(batch) }
     func next(_ batch: SharedRead) -> UInt64 { batch.result.next.position }

@@ -3,14 +3,16 @@ import NIOCore
 import Synchronization
 
 /// What a push group follows and how its batches reach a parked member's channel: a slot scope by `seq` for
-/// WebSocket subscribers (`SlotTailFeed`), one stream by offset for Durable Streams SSE (`StreamTailFeed`).
+/// WebSocket subscribers (`SlotTailFeed`), one stream path by offset for Durable Streams SSE and long-poll
+/// (`StreamTailFeed`).
 protocol TailFeed: Sendable {
     associatedtype Scope: Hashable & Sendable
     associatedtype Batch: Sendable
     associatedtype Form: Hashable & Sendable
 
     /// The records of `scope` after `cursor`, as of a moment after the caller took `ticket`.
-    func read(_ scope: Scope, after cursor: UInt64, ticket: UInt64) async throws -> Batch
+    /// - Parameter key: the change-signal key of the scope (for a stream: its id, which tells incarnations apart).
+    func read(_ scope: Scope, key: Int64, after cursor: UInt64, ticket: UInt64) async throws -> Batch
     /// Nothing to send (no records, and nothing else a member must hear of, such as a close).
     func isEmpty(_ batch: Batch) -> Bool
     /// The cursor after this batch.
@@ -21,43 +23,70 @@ protocol TailFeed: Sendable {
     /// buffer for every member, written to each member's `WireOutlet`.
     func wire(_ batch: Batch, form: Form) -> ByteBuffer
     func delivered(_ batch: Batch, metrics: HubMetrics)
-    /// Written (wire bytes) to every member while the scope stays idle this long (SSE comments); nil for none.
+    /// Written (wire bytes) to every streaming member while the scope stays idle this long (SSE comments); nil for none.
     var keepAlive: (interval: Duration, wire: ByteBuffer)? { get }
 }
 
 /// Pushes each committed batch to every subscriber parked at the tail of a scope, so a commit costs one task, one
 /// shared read and one encoding per scope and form, and one event-loop job per event loop, instead of waking a task
-/// per subscriber (DESIGN §5). A subscriber parks only when it has read everything and its connection needs no
-/// per-frame work. It is released back to its own pull loop, with the cursor of the last batch it was sent, when its
+/// per subscriber (DESIGN §5).
+///
+/// Two kinds of member park here. A *streaming* member (SSE, WebSocket) gets every batch as wire bytes until it is
+/// released. A *one-shot* member (long-poll) is handed the first batch on its event loop (`.answered`) and leaves:
+/// it writes its own response. A member is released back to its own pull loop, with the cursor it has, when its
 /// socket stops keeping up (its channel is not writable), on a read error (each reader then meets it on its own
-/// read), at its deadline, and on shutdown or cancellation; from there it reads from the store like any other reader.
+/// read), at its deadline (one timer wheel for all of them), and on shutdown or cancellation.
+///
+/// A group outlives its last member until the scope has been idle for a keep-alive interval (or a minute), so the
+/// long-pollers answered by a batch find it again when they come back for the next one and join at once, without a
+/// read (`joinAtTail`, the hot path).
 final class TailPush<Feed: TailFeed>: Sendable {
-    enum Release: Sendable, Equatable {
+    enum Release: Sendable {
         /// Continue pulling after this cursor.
         case behind(UInt64)
         /// The last batch was written and the feed ended (the stream closed): finish the response.
         case ended
+        /// A one-shot member's batch, handed over on the member's event loop.
+        case answered(Feed.Batch)
         /// The subscriber's deadline passed while it was parked.
         case expired
         case shuttingDown
         case cancelled
     }
 
+    /// How a parked member takes batches.
+    enum Delivery: Sendable {
+        /// Every batch, as the wire bytes of this form, until released.
+        case stream(Feed.Form)
+        /// The first batch only, as `.answered`.
+        case once
+    }
+
     final class Subscriber: Sendable {
         let id: UInt64
         let channel: any Channel
-        let form: Feed.Form
-        let deadline: ContinuousClock.Instant?
+        let delivery: Delivery
         /// The channel's `WireOutlet`, looked up on its event loop at the first write.
         let outlet: NIOLoopBoundBox<ChannelHandlerContext?>
         /// Set once; a batch job on the event loop checks it before writing, so a released subscriber gets nothing
         /// more from the push path (jobs for one channel run in order on its event loop).
         let released = Atomic<Bool>(false)
-        let continuation = Mutex<CheckedContinuation<Release, Never>?>(nil)
+        /// Where the outcome goes (a continuation, or the hot path's handler); taken once.
+        private let resume = Mutex<(@Sendable (Release) -> Void)?>(nil)
 
-        init(id: UInt64, channel: any Channel, form: Feed.Form, deadline: ContinuousClock.Instant?) {
-            self.id = id; self.channel = channel; self.form = form; self.deadline = deadline
+        init(id: UInt64, channel: any Channel, delivery: Delivery) {
+            self.id = id; self.channel = channel; self.delivery = delivery
             outlet = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+        }
+
+        func onRelease(_ body: @escaping @Sendable (Release) -> Void) { resume.withLock { $0 = body } }
+
+        /// Hands `outcome` over, once; an outcome before `onRelease` is dropped (the joiner then sees `released`).
+        func finish(_ outcome: Release) {
+            resume.withLock { body -> (@Sendable (Release) -> Void)? in
+                defer { body = nil }
+                return body
+            }?(outcome)
         }
 
         /// Writes and flushes wire bytes through the outlet; on the channel's event loop. False when the channel
@@ -74,78 +103,147 @@ final class TailPush<Feed: TailFeed>: Sendable {
     private struct Group {
         /// Tells this group from a later one for the same scope (a dispatcher serves only its own group).
         let id: UInt64
+        /// The change-signal key (for a stream, its id: another key is another incarnation of the path).
+        let key: Int64
         /// Everything up to this cursor was pushed (or is being pushed) to every member.
         var cursor: UInt64
+        /// The newest batch at `cursor` (what a one-shot member that times out answers from); nil until one is known.
+        var tail: Feed.Batch?
         var members: [UInt64: Subscriber] = [:]
         var task: Task<Void, Never>?
+        /// When a member last joined: a group empty for an idle interval since then ends.
+        var lastJoined = ContinuousClock.now
+    }
+
+    private struct Expiry: Hashable, Sendable {
+        let scope: Feed.Scope
+        let member: UInt64
     }
 
     private let groups = Mutex<(table: [Feed.Scope: Group], nextID: UInt64)>(([:], 0))
     private let signal: any ChangeSignal
     private let feed: Feed
     private let metrics: HubMetrics
-    /// Longest a dispatcher waits on the signal before it looks again (keep-alives and deadlines).
+    /// Every parked member's deadline, on one ticking task.
+    private let deadlines: TimerWheel<Expiry>
+    /// Longest a dispatcher waits on the signal before it looks again (keep-alives, and ending an empty group).
     private static var idleCheck: Duration { .seconds(60) }
 
     init(signal: any ChangeSignal, feed: Feed, metrics: HubMetrics) {
         self.signal = signal; self.feed = feed; self.metrics = metrics
+        let relay = ExpiryRelay<Feed>()
+        deadlines = TimerWheel { keys in relay.push?.expire(keys) }
+        relay.push = self
     }
 
     /// Parks a subscriber that has read everything after `after` until the push path lets it go.
-    /// - Parameter key: the change-signal key that wakes readers of `scope`.
-    func park(_ scope: Feed.Scope, key: Int64, after: UInt64, channel: any Channel, form: Feed.Form,
-              deadline: ContinuousClock.Instant? = nil) async -> Release {
+    /// - Parameters:
+    ///   - key: the change-signal key that wakes readers of `scope`.
+    ///   - tail: the caller's read at `after`, kept by the group for one-shot members that time out.
+    func park(_ scope: Feed.Scope, key: Int64, after: UInt64, channel: any Channel, delivery: Delivery,
+              deadline: ContinuousClock.Instant? = nil, tail: Feed.Batch? = nil) async -> Release {
         let subscriber = groups.withLock { state -> Subscriber? in
-            if let group = state.table[scope], group.cursor != after { return nil }  // the tail moved on: pull first
+            if let group = state.table[scope], group.key == key, !Self.canJoin(group, at: after) { return nil }
             state.nextID &+= 1
-            return Subscriber(id: state.nextID, channel: channel, form: form, deadline: deadline)
+            return Subscriber(id: state.nextID, channel: channel, delivery: delivery)
         }
         guard let subscriber else { return .behind(after) }
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                subscriber.continuation.withLock { $0 = continuation }
+                subscriber.onRelease { continuation.resume(returning: $0) }
                 let joined = groups.withLock { state -> Bool in
+                    guard !Task.isCancelled, !subscriber.released.load(ordering: .acquiring) else { return false }
+                    var retired: Group?
                     var group: Group
-                    if let existing = state.table[scope] {
+                    if let existing = state.table[scope], existing.key == key {
                         group = existing
+                        guard Self.canJoin(group, at: after) else { return false }
+                        if group.cursor != after {
+                            // Nobody follows the old cursor: the group moves on to the joiner's (its dispatcher drops a
+                            // batch read from the old one, and wakes for the commits in between).
+                            group.cursor = after
+                            group.tail = nil
+                        }
                     } else {
+                        retired = state.table[scope]  // another incarnation of the scope: its members pull
                         state.nextID &+= 1
-                        group = Group(id: state.nextID, cursor: after)
+                        group = Group(id: state.nextID, key: key, cursor: after)
                     }
-                    guard group.cursor == after, !Task.isCancelled, !subscriber.released.load(ordering: .acquiring) else { return false }
+                    if let tail { group.tail = tail }
                     group.members[subscriber.id] = subscriber
+                    group.lastJoined = .now
                     metrics.parked.add(1, ordering: .relaxed)
                     if group.task == nil {
                         let id = group.id
                         group.task = Task { await self.dispatch(scope, group: id, key: key) }
                     }
                     state.table[scope] = group
+                    if let retired {
+                        retired.task?.cancel()
+                        metrics.parked.subtract(retired.members.count, ordering: .relaxed)
+                        for member in retired.members.values {
+                            member.released.store(true, ordering: .releasing)
+                            deadlines.cancel(Expiry(scope: scope, member: member.id))
+                            member.finish(.behind(retired.cursor))
+                        }
+                    }
                     return true
                 }
-                if !joined { release(subscriber, from: scope, Task.isCancelled ? .cancelled : .behind(after)) }
+                if joined {
+                    if let deadline { deadlines.schedule(Expiry(scope: scope, member: subscriber.id), after: deadline - .now) }
+                } else {
+                    release(subscriber, from: scope, Task.isCancelled ? .cancelled : .behind(after))
+                }
             }
         } onCancel: {
             release(subscriber, from: scope, .cancelled)
         }
     }
 
-    /// Takes the subscriber off the push path (once) and resumes its pull loop (once it is waiting; a release that
+    /// Whether a reader that read everything up to `after` may join `group`: at its cursor; or ahead of it when
+    /// nobody follows the group (its dispatcher has not read the newest commits yet, which wake it). A reader behind
+    /// the cursor has records to read first.
+    private static func canJoin(_ group: Group, at after: UInt64) -> Bool {
+        group.cursor == after || (group.members.isEmpty && after > group.cursor)
+    }
+
+    /// Joins a group that is already at `after` as a one-shot member, without reading: the hot path's long-poll
+    /// that comes back for the next batch. Returns the group's newest batch at that cursor (what a timeout answers
+    /// from), or nil when there is no such group (the caller then takes the full path).
+    func joinAtTail(_ scope: Feed.Scope, after: UInt64, channel: any Channel, deadline: ContinuousClock.Instant,
+                    onRelease: @escaping @Sendable (Release) -> Void) -> Feed.Batch? {
+        let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
+            guard var group = state.table[scope], group.cursor == after, let tail = group.tail else { return nil }
+            state.nextID &+= 1
+            let subscriber = Subscriber(id: state.nextID, channel: channel, delivery: .once)
+            subscriber.onRelease(onRelease)
+            group.members[subscriber.id] = subscriber
+            group.lastJoined = .now
+            state.table[scope] = group
+            metrics.parked.add(1, ordering: .relaxed)
+            return (subscriber, tail)
+        }
+        guard let (subscriber, tail) = joined else { return nil }
+        deadlines.schedule(Expiry(scope: scope, member: subscriber.id), after: deadline - .now)
+        return tail
+    }
+
+    /// Takes the subscriber off the push path (once) and hands its outcome over (once it is waiting; a release that
     /// comes before the wait began is seen by the wait, which checks for cancellation and membership).
     private func release(_ subscriber: Subscriber, from scope: Feed.Scope, _ outcome: Release) {
         if !subscriber.released.exchange(true, ordering: .acquiringAndReleasing) {
-            let emptied = groups.withLock { state -> Task<Void, Never>? in
-                guard state.table[scope]?.members.removeValue(forKey: subscriber.id) != nil else { return nil }
+            groups.withLock { state in
+                guard state.table[scope]?.members.removeValue(forKey: subscriber.id) != nil else { return }
                 metrics.parked.subtract(1, ordering: .relaxed)
-                guard let group = state.table[scope], group.members.isEmpty else { return nil }
-                state.table[scope] = nil
-                return group.task
             }
-            emptied?.cancel()
+            deadlines.cancel(Expiry(scope: scope, member: subscriber.id))
         }
-        subscriber.continuation.withLock { continuation in
-            continuation?.resume(returning: outcome)
-            continuation = nil
-        }
+        subscriber.finish(outcome)
+    }
+
+    private func expire(_ keys: [Expiry]) {
+        let due = groups.withLock { state in keys.compactMap { key in state.table[key.scope]?.members[key.member].map { (key.scope, $0) } } }
+        for (scope, member) in due { release(member, from: scope, .expired) }
     }
 
     /// One per scope with parked subscribers: wait for a commit, read once, push to everyone.
@@ -153,26 +251,35 @@ final class TailPush<Feed: TailFeed>: Sendable {
         let idle = feed.keepAlive.map { min($0.interval, Self.idleCheck) } ?? Self.idleCheck
         var lastSent = ContinuousClock.now
         while !Task.isCancelled {
-            guard let cursor = groups.withLock({ state in state.table[scope].flatMap { $0.id == id ? $0.cursor : nil } }) else { return }
+            guard let cursor = groups.withLock({ state -> UInt64? in
+                guard let group = state.table[scope], group.id == id else { return nil }
+                if group.members.isEmpty, ContinuousClock.now - group.lastJoined >= idle {
+                    state.table[scope] = nil  // nobody came back for an idle interval
+                    return nil
+                }
+                return group.cursor
+            }) else { return }
             let ticket = signal.ticket(for: key)
             let batch: Feed.Batch
             do {
-                batch = try await feed.read(scope, after: cursor, ticket: ticket)
+                batch = try await feed.read(scope, key: key, after: cursor, ticket: ticket)
             } catch {
                 releaseAll(scope, group: id, .behind(cursor))  // each subscriber meets the error on its own read
                 return
             }
             if feed.isEmpty(batch) {
+                groups.withLock { state in
+                    if state.table[scope]?.id == id, state.table[scope]?.cursor == cursor { state.table[scope]?.tail = batch }
+                }
                 metrics.dispatchersWaiting.add(1, ordering: .relaxed)
                 let outcome = await signal.wait(for: key, after: ticket, timeout: max(.milliseconds(1), idle - (ContinuousClock.now - lastSent)))
                 metrics.dispatchersWaiting.subtract(1, ordering: .relaxed)
                 switch outcome {
                 case .changed: continue
                 case .timedOut:
-                    if ContinuousClock.now - lastSent >= idle {
-                        idleTick(scope, group: id, cursor: cursor)
-                        lastSent = .now
-                    }
+                    guard ContinuousClock.now - lastSent >= idle else { continue }
+                    idleTick(scope, group: id, cursor: cursor)
+                    lastSent = .now
                     continue
                 case .shuttingDown: releaseAll(scope, group: id, .shuttingDown); return
                 case .cancelled: return
@@ -180,17 +287,25 @@ final class TailPush<Feed: TailFeed>: Sendable {
             }
             // Advance the group first: whoever joins from now on joins after this batch.
             let ends = feed.ends(batch)
-            let members = groups.withLock { state -> [Subscriber] in
+            let members = groups.withLock { state -> [Subscriber]? in
                 guard var group = state.table[scope], group.id == id else { return [] }
+                guard group.cursor == cursor else { return nil }  // moved to a joiner's cursor meanwhile: read again
                 group.cursor = feed.next(batch)
+                group.tail = batch
                 if ends {
                     state.table[scope] = nil
                     metrics.parked.subtract(group.members.count, ordering: .relaxed)
                 } else {
-                    state.table[scope] = group
+                    // One-shot members are answered by this batch and leave now, so a commit that lands while their
+                    // responses are written cannot reach them twice.
+                    var staying = group
+                    staying.members = group.members.filter { if case .stream = $0.value.delivery { true } else { false } }
+                    metrics.parked.subtract(group.members.count - staying.members.count, ordering: .relaxed)
+                    state.table[scope] = staying
                 }
                 return Array(group.members.values)
             }
+            guard let members else { continue }
             push(batch, from: cursor, to: members, scope: scope, ends: ends)
             lastSent = .now
             if ends { return }
@@ -199,30 +314,38 @@ final class TailPush<Feed: TailFeed>: Sendable {
 
     private func push(_ batch: Feed.Batch, from cursor: UInt64, to members: [Subscriber], scope: Feed.Scope, ends: Bool) {
         var encoded: [Feed.Form: ByteBuffer] = [:]
-        for member in members where encoded[member.form] == nil { encoded[member.form] = feed.wire(batch, form: member.form) }
+        for member in members {
+            if case .stream(let form) = member.delivery, encoded[form] == nil { encoded[form] = feed.wire(batch, form: form) }
+        }
         let wire = encoded
         forEachLoop(members) { member in
-            // A socket that is not keeping up leaves the push path before this batch: it reads it itself.
-            guard let bytes = wire[member.form], member.send(bytes) else {
-                self.release(member, from: scope, .behind(cursor))
-                return
+            switch member.delivery {
+            case .once:
+                // Already out of the group; the member writes its answer from the batch.
+                if !member.released.exchange(true, ordering: .acquiringAndReleasing) {
+                    self.deadlines.cancel(Expiry(scope: scope, member: member.id))
+                    member.finish(.answered(batch))
+                }
+            case .stream(let form):
+                // A socket that is not keeping up leaves the push path before this batch: it reads it itself.
+                guard let bytes = wire[form], member.send(bytes) else {
+                    self.release(member, from: scope, .behind(cursor))
+                    return
+                }
+                if ends { self.release(member, from: scope, .ended) }
             }
-            if ends { self.release(member, from: scope, .ended) }
         }
         feed.delivered(batch, metrics: metrics)
     }
 
-    /// The scope stayed idle: keep-alives to every member, and members past their deadline leave.
+    /// The scope stayed idle: keep-alives to every streaming member.
     private func idleTick(_ scope: Feed.Scope, group id: UInt64, cursor: UInt64) {
+        guard let keepAlive = feed.keepAlive?.wire else { return }
         let members = groups.withLock { state -> [Subscriber] in
             guard let group = state.table[scope], group.id == id else { return [] }
-            return Array(group.members.values)
+            return group.members.values.filter { if case .stream = $0.delivery { true } else { false } }
         }
-        let now = ContinuousClock.now
-        let keepAlive = feed.keepAlive?.wire
         forEachLoop(members) { member in
-            if let deadline = member.deadline, deadline <= now { return self.release(member, from: scope, .expired) }
-            guard let keepAlive else { return }
             if !member.send(keepAlive) { self.release(member, from: scope, .behind(cursor)) }
         }
     }
@@ -251,4 +374,9 @@ final class TailPush<Feed: TailFeed>: Sendable {
         }
         for member in members { release(member, from: scope, outcome) }
     }
+}
+
+/// Lets the timer wheel, made before the push it fires into, reach it without keeping it alive.
+private final class ExpiryRelay<Feed: TailFeed>: @unchecked Sendable {  // written once in init, before any deadline
+    weak var push: TailPush<Feed>?
 }

@@ -247,10 +247,11 @@ struct WebSocketController: Sendable {
             if records.isEmpty {
                 guard let ticket else { continue }  // the first read was empty: take a ticket and read again
                 if let push {
-                    switch await tail.park(scope, key: key, after: after, channel: push, form: form) {
+                    switch await tail.park(scope, key: key, after: after, channel: push, delivery: .stream(form)) {
                     case .behind(let cursor): after = cursor; continue
                     case .shuttingDown: return .shutdown
-                    case .cancelled, .ended, .expired: return .clientClosed  // a slot feed neither ends nor sets deadlines
+                    // A slot feed neither ends nor sets deadlines, and streaming members are never answered one batch.
+                    case .cancelled, .ended, .expired, .answered: return .clientClosed
                     }
                 }
                 let timeout = redeliverIn ?? .seconds(3600)
