@@ -6,10 +6,11 @@ import Hummingbird
 ///   file permissions are the authentication).
 /// - Parameter console: the web console's files, served at `/console/`.
 /// - Parameter subscriptions: the subscription APIs under `/v1/stream/{root/}__ds/` (nil: those paths answer 404).
+/// - Parameter reads: the Durable Streams read modes, shared with the hot path's long-polls (nil: the router's own).
 public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: any ChangeSignal, limits: HTTPLimits,
                         auth: Authenticator, facts: ServerFacts, metrics: HubMetrics, metricsRequireToken: Bool = false,
                         console: ConsoleAssets = .none, localAdmin: Bool = false,
-                        subscriptions: SubscriptionService? = nil) -> Router<HubRequestContext> {
+                        subscriptions: SubscriptionService? = nil, reads: StreamReads? = nil) -> Router<HubRequestContext> {
     let router = Router(context: HubRequestContext.self)
     router.add(middleware: ResponseHeadersMiddleware(metrics: metrics))
     router.add(middleware: ProblemMiddleware(metrics: metrics))
@@ -24,7 +25,7 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
     router.add(middleware: SubscriptionRoutesMiddleware(controller: subscriptions.map { SubscriptionsController(service: $0) }))
     HealthController(store: store).addRoutes(to: router)
     ConsoleController(assets: console).addRoutes(to: router)
-    let reads = StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
+    let reads = reads ?? StreamReads(store: store, signal: signal, limits: limits, metrics: metrics)
     StreamsController(store: store, reads: reads, limits: limits, auth: auth, metrics: metrics).addRoutes(to: router)
     MetricsController(metrics: metrics, store: store, requireToken: metricsRequireToken && !localAdmin).addRoutes(to: router)
     AdminController(store: store, auth: auth, facts: facts, metrics: metrics).addRoutes(to: router)

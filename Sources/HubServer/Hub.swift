@@ -59,8 +59,11 @@ public struct Hub: Sendable {
             settings: SubscriptionSettings(webhookURLs: WebhookURLPolicy(allowLoopback: config.webhookAllowLoopback, allowPrivate: config.webhookAllowPrivate),
                                            publicURL: config.publicURL),
             logger: logger)
+        // One set of push groups for the router and the hot path: a long-poll the router parked is what the next poll
+        // on the hot path joins.
+        let reads = StreamReads(store: store, signal: signal, limits: config.http, metrics: metrics)
         let router = buildRouter(store: store, signal: signal, limits: config.http, auth: auth, facts: facts, metrics: metrics,
-                                 metricsRequireToken: config.metricsRequireToken, console: console, subscriptions: subscriptions)
+                                 metricsRequireToken: config.metricsRequireToken, console: console, subscriptions: subscriptions, reads: reads)
         // Ready once every listener is up (the HTTP port and the admin socket): tests learn the port, systemd gets READY=1.
         let notifier = SystemdNotifier()
         let onListening = config.onListening
@@ -83,7 +86,7 @@ public struct Hub: Sendable {
             onListening?(port)
         }
         // The network listeners serve the hot routes from their event loops; the admin socket has only the router.
-        let hotPath = config.hotPath ? HotPath(router: HotPathRouter(store: store, auth: auth), limits: config.http, metrics: metrics, logger: logger) : nil
+        let hotPath = config.hotPath ? HotPath(router: HotPathRouter(store: store, auth: auth, reads: reads), limits: config.http, metrics: metrics, logger: logger) : nil
         var servers: [ServiceGroupConfiguration.ServiceConfiguration] = [
             .init(service: HTTPServerService(target: httpTarget, responder: router.buildResponder(), logger: logger, metrics: metrics, webSocket: config.http.webSocketSettings,
                                              hotPath: hotPath) { channel in

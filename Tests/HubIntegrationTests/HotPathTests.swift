@@ -1,4 +1,5 @@
 import Foundation
+@testable import HubHTTP
 import HubServer
 import HubTestSupport
 import NIOHTTP1
@@ -6,7 +7,7 @@ import Testing
 
 /// The hot path (`HotPathRouter`, `HotPathHandler`) against the router: the same request gets the same answer on
 /// both paths, pipelined requests are answered in order across them, and its limits hold.
-@Suite("Hot path: appends answered from the event loop")
+@Suite("Hot path: appends and long-polls answered from the event loop")
 struct HotPathTests {
     /// One append, sent to the hot path (no query) and to the router (`?via=router`: queries always go there).
     private struct Step {
@@ -156,6 +157,88 @@ struct HotPathTests {
     // MARK: Helpers
 
     /// Headers that must match between the two paths: all but the date.
+    @Test("long-polls that come back for the next batch are answered on the hot path, as the router answers them")
+    func hotLongPolls() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            _ = try await hub.put(p, [jsonType], body: "[1]")
+            let start = try #require(try await hub.get(p, "offset=-1").header("stream-next-offset"))
+            let before = try await hotResponses(hub)
+            var hotAnswers = 0
+            func append(_ body: String?, _ headers: [(String, String)] = [jsonType]) async throws {
+                #expect(try await hub.post(p, headers, body: body).status / 100 == 2)
+                hotAnswers += 1  // appends take the hot path too
+            }
+            // The first poll at the tail finds no push group: the router reads, and parks it in a new one.
+            async let first = hub.get(p, "offset=\(start)&live=long-poll")
+            try await hub.untilWaiting(1)
+            try await append("[2]")
+            let one = try await first
+            #expect(one.status == 200 && one.text == "[2]", "\(one.status) \(one.headers) \(one.text)")
+            #expect(try await hubResponsesDelta(hub, since: before) == hotAnswers, "the first poll was the router's")
+            let second = try #require(one.header("stream-next-offset"))
+
+            // The poll that comes back finds the group at its offset: the hot path parks it and answers the next batch.
+            async let hotData = hub.get(p, "offset=\(second)&live=long-poll&cursor=7")
+            try await hub.untilWaiting(1)
+            try await append("[3]")
+            let data = try await hotData
+            hotAnswers += 1
+            #expect(try await hubResponsesDelta(hub, since: before) == hotAnswers, "the second poll was the hot path's")
+            let routedData = try await hub.get(p, "offset=\(second)&live=long-poll&cursor=7&via=router")
+            #expect(data.status == 200 && data.text == "[3]" && data.text == routedData.text)
+            #expect(comparable(data.headers, without: "stream-cursor") == comparable(routedData.headers, without: "stream-cursor"))
+            #expect(data.header("stream-cursor") != nil && data.header("etag") != nil)
+
+            // The close, pushed to a poll parked on the hot path: 204 with Stream-Closed, as the router says it.
+            let third = try #require(data.header("stream-next-offset"))
+            async let closing = hub.get(p, "offset=\(third)&live=long-poll")
+            try await hub.untilWaiting(1)
+            try await append(nil, [("Stream-Closed", "true")])
+            let closed = try await closing
+            hotAnswers += 1
+            let routedClosed = try await hub.get(p, "offset=\(third)&live=long-poll&via=router")
+            #expect(closed.status == 204 && closed.header("stream-closed") == "true" && closed.header("stream-cursor") == nil)
+            #expect(comparable(closed.headers) == comparable(routedClosed.headers))
+            #expect(try await hubResponsesDelta(hub, since: before) == hotAnswers)
+        }
+    }
+
+    @Test("a long-poll parked on the hot path times out with the router's 204 at the tail")
+    func hotLongPollTimeout() async throws {
+        // Long enough for the first poll to park before its deadline on a loaded machine.
+        try await withRunningHub({ $0.http.longPollTimeout = .seconds(2) }) { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            let before = try await hotResponses(hub)
+            // The router's poll times out and leaves the stream's push group at the tail; the next poll joins it.
+            let routed = try await hub.get(p, "offset=\(tail)&live=long-poll")
+            #expect(try await hubResponsesDelta(hub, since: before) == 0)
+            let hot = try await hub.get(p, "offset=\(tail)&live=long-poll")
+            #expect(try await hubResponsesDelta(hub, since: before) == 1, "the second poll was the hot path's")
+            #expect(hot.status == 204 && routed.status == 204)
+            #expect(comparable(hot.headers, without: "stream-cursor") == comparable(routed.headers, without: "stream-cursor"))
+            #expect(hot.header("stream-next-offset") == tail && hot.header("stream-cursor") != nil)
+        }
+    }
+
+    @Test("the hot path takes only long-polls it can answer as the router would; the rest go to the router")
+    func longPollTargets() {
+        let offset = "00000000000000000003"
+        #expect(HotPathRouter.longPoll("/v1/stream/a/b?offset=\(offset)&live=long-poll&cursor=9")?.clientCursor == "9")
+        #expect(HotPathRouter.longPoll("/v1/stream/a?live=long-poll&offset=-1")?.from.position == 0)
+        for target in ["/v1/stream/a?offset=now&live=long-poll", "/v1/stream/a?offset=\(offset)&live=sse", "/v1/stream/a?offset=\(offset)",
+                       "/v1/stream/a?offset=\(offset)&live=long-poll&offset=\(offset)", "/v1/stream/a?offset=\(offset)&live=long-poll&token=x",
+                       "/v1/stream/a?offset=bad&live=long-poll", "/v1/stream/a?offset=\(offset)&live=long%2Dpoll", "/v1/stream/a",
+                       "/v1/stream/a?offset=\(offset)&live=long-poll&", "/v1/stream/x/__ds/y?offset=\(offset)&live=long-poll"] {
+            #expect(HotPathRouter.longPoll(target) == nil, "\(target)")
+        }
+    }
+
+    private func comparable(_ headers: HTTPHeaders, without excluded: String = "date") -> [String] {
+        headers.filter { !["date", excluded].contains($0.name.lowercased()) }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
+    }
+
     private func comparable(_ headers: HTTPHeaders) -> [String] {
         headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
     }

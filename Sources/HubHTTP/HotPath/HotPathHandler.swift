@@ -24,9 +24,11 @@ public struct HotPath: Sendable {
 ///     socket ─ HTTP/1 codec ─ HTTP1ToHTTPServerCodec ─ HTTPConnectionStateHandler ─ HotPathHandler ─ Hummingbird
 ///
 /// For each request head, `HotPathRouter` decides. A general request passes through untouched; a hot one is
-/// answered here: the body is aggregated (bounded by `maxBodyBytes`), the append is submitted to the store with
-/// this event loop, and the store's completion — run on this loop after the commit, batched with the loop's other
-/// completions of that commit — writes the response. No Swift task, no per-request allocation beyond the body.
+/// answered here. An append: the body is aggregated (bounded by `maxBodyBytes`), the append is submitted to the store
+/// with this event loop, and the store's completion — run on this loop after the commit, batched with the loop's
+/// other completions of that commit — writes the response. A long-poll: it joins its stream's push group when the
+/// group is at its offset, and the group's next batch (or its timeout) is answered on this loop; when there is no such
+/// group the request goes to the router after all, which reads and parks it there. No Swift task either way.
 ///
 /// Responses leave in request order even when a client pipelines: while a request handed to the router has not
 /// been answered, later requests go to the router too; while a hot request waits for its commit, later parts are
@@ -45,12 +47,20 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         var body: ByteBuffer?
     }
 
+    /// A hot long-poll's head, waiting for its end.
+    private struct Polling {
+        let request: HTTPRequest
+        let poll: HotPathRouter.LongPoll
+        let tokenID: String
+    }
+
     private enum State {
         case idle
         /// The current request's parts go to the router.
         case general
         case collecting(Collecting)
-        /// A hot request is complete and waits for its commit.
+        case polling(Polling)
+        /// A hot request is complete and waits for its commit (or a long-poll for its batch).
         case answering
         /// A response that closes the connection was written; nothing more is read.
         case closing
@@ -99,6 +109,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.fireChannelRead(wrapInboundOut(part))
             case .streamAppend(let path, let tokenID):
                 state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
+            case .streamLongPoll(let poll, let tokenID):
+                state = .polling(Polling(request: request, poll: poll, tokenID: tokenID))
             }
         case (.general, .end):
             state = .idle
@@ -119,6 +131,9 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case (.collecting(let collecting), .end):
             state = .answering
             append(collecting, context: context)
+        case (.polling(let polling), .end):
+            state = .answering
+            longPoll(polling, context: context)
         default:
             // The codec delivers head, body…, end; anything else is a bug upstream. Close rather than guess.
             hot.logger.error("hot path: unexpected request part", metadata: ["state": "\(state)"])
@@ -189,8 +204,63 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             case .failure(let error):
                 handler.fail(error, request: collecting.request, close: false, context: context)
             }
-            if let started { handler.logRequest(collecting, since: started) }
+            if let started { handler.logRequest(collecting.request, tokenID: collecting.tokenID, since: started) }
         }
+    }
+
+    // MARK: The long-poll
+
+    private func longPoll(_ polling: Polling, context: ChannelHandlerContext) {
+        guard let reads = hot.router.reads else { return handOff(polling.request, context: context) }
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let started = hot.logger.logLevel <= .debug ? ContinuousClock.now : nil
+        let tail = reads.push.joinAtTail(polling.poll.path, after: polling.poll.from.position, channel: context.channel,
+                                         deadline: .now + hot.limits.longPollTimeout) { outcome in
+            // From the push job on this loop, or from the timer wheel, the dispatcher or shutdown elsewhere.
+            loop.execute {
+                let (handler, context) = loopBound.value
+                handler.answer(polling, outcome, context: context)
+                if let started { handler.logRequest(polling.request, tokenID: polling.tokenID, since: started) }
+            }
+        }
+        guard let tail else { return handOff(polling.request, context: context) }
+        pollTail = tail
+        hot.metrics.longPollWaitStarted()
+    }
+
+    /// The group's newest read at the poll's offset, for a poll that times out.
+    private var pollTail: SharedRead?
+
+    private func answer(_ polling: Polling, _ outcome: TailPush<StreamTailFeed>.Release, context: ChannelHandlerContext) {
+        hot.metrics.longPollWaitEnded()
+        let tail = pollTail
+        pollTail = nil
+        guard context.channel.isActive, let reads = hot.router.reads, let tail else { return }
+        let cursor = reads.cursor(client: polling.poll.clientCursor)
+        let answer: StreamReads.Answer
+        switch outcome {
+        case .answered(let batch):
+            answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
+        case .expired, .shuttingDown, .ended:
+            answer = StreamReads.timeoutAnswer(tail, from: polling.poll.from, cursor: cursor)
+        case .behind:
+            // The group could not answer (a read failed, another incarnation of the path): the router reads for itself.
+            return handOff(polling.request, context: context)
+        case .cancelled:
+            return
+        }
+        respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+    }
+
+    /// A request the hot path took but cannot answer goes to the router after all, as if it had been routed there.
+    private func handOff(_ request: HTTPRequest, context: ChannelHandlerContext) {
+        state = .idle
+        routerPending += 1
+        context.fireChannelRead(wrapInboundOut(.head(request)))
+        context.fireChannelRead(wrapInboundOut(.end(nil)))
+        context.fireChannelReadComplete()
+        resumeReading(context: context)
     }
 
     private func fail(_ error: any Error, request: HTTPRequest, close: Bool, context: ChannelHandlerContext) {
@@ -230,7 +300,12 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         state = .idle
-        // Whatever a pipelining client sent meanwhile, in order; it may start another hot request.
+        resumeReading(context: context)
+    }
+
+    /// After an answer (or a hand-off): whatever a pipelining client sent meanwhile, in order (it may start another
+    /// hot request), then reads again if they were wanted.
+    private func resumeReading(context: ChannelHandlerContext) {
         let replaying = !held.isEmpty
         while isReading, let part = held.popFirst() {
             handle(part, context: context)
@@ -251,12 +326,12 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    private func logRequest(_ collecting: Collecting, since start: ContinuousClock.Instant) {
+    private func logRequest(_ request: HTTPRequest, tokenID: String, since start: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - start
         var logger = hot.logger
-        logger[metadataKey: "hub.token"] = "\(collecting.tokenID)"
+        logger[metadataKey: "hub.token"] = "\(tokenID)"
         logger.debug("request", metadata: [
-            "http.method": "POST", "http.path": "\(collecting.request.path.map(Self.pathOnly) ?? "")", "hub.path": "hot",
+            "http.method": "\(request.method)", "http.path": "\(request.path.map(Self.pathOnly) ?? "")", "hub.path": "hot",
             "http.duration_ms": "\(RequestLogMiddleware.milliseconds(elapsed))",
         ])
     }

@@ -1,11 +1,14 @@
 import HTTPTypes
 import HubAuth
 import HubCore
+import HubProtocol
 
 /// The one place that decides which path a request takes (docs/architecture.md, "Two paths, one set of rules").
 ///
 /// The hot path serves the requests that dominate a busy hub from the connection's event loop, with no Swift task,
-/// no middleware chain and no body stream: today the Durable Streams append. Everything else, and every request
+/// no middleware chain and no body stream: the Durable Streams append, and the long-poll that comes back for the next
+/// batch of a stream whose push group is at its offset (`TailPush.joinAtTail`; any other poll goes to the router,
+/// which reads and parks it in that group). Everything else, and every request
 /// whose answer needs anything the event loop cannot decide on its own (a token not yet verified, a ticket, an
 /// anonymous caller, `Expect: 100-continue`, a store without `AppendSubmitting`), goes to the general router
 /// (Hummingbird), which gives the full answer. Both paths apply the same rules: `StreamAppend` (the request and its
@@ -16,29 +19,89 @@ public struct HotPathRouter: Sendable {
         case general
         /// `POST /v1/stream/{path}`, authorized for `tokenID`; the hot path collects the body and appends.
         case streamAppend(StreamPath, tokenID: String)
+        /// `GET /v1/stream/{path}?offset=…&live=long-poll[&cursor=…]`, authorized for `tokenID`.
+        case streamLongPoll(LongPoll, tokenID: String)
+    }
+
+    /// A long-poll's request, as the router would parse it.
+    public struct LongPoll: Sendable {
+        let path: StreamPath
+        let from: Offset
+        let clientCursor: String?
     }
 
     let appender: (any AppendSubmitting)?
     let auth: Authenticator
+    let reads: StreamReads?
 
     /// - Parameter store: the hot path appends only through a store that takes appends from an event loop.
-    public init(store: any StreamStore, auth: Authenticator) {
+    /// - Parameter reads: the router's read modes, whose push groups the hot path's long-polls join (nil: none).
+    public init(store: any StreamStore, auth: Authenticator, reads: StreamReads? = nil) {
         appender = store as? any AppendSubmitting
         self.auth = auth
+        self.reads = reads
     }
 
     /// Where `request` goes. A hot route has passed authentication, authorization and the token's rate limit.
     func route(_ request: HTTPRequest, remoteAddress: @autoclosure () -> String?) -> Route {
-        guard appender != nil, request.method == .post, let target = request.path, target.hasPrefix(StreamsController.prefix),
-              !target.contains("?"),  // queries carry tickets and access tokens: the router's business
-              request.headerFields[.expect] == nil
-        else { return .general }
-        guard let path = try? StreamsController.streamPath(rawPath: target),
-              let grant = auth.cachedGrant(authorization: request.headerFields[.authorization], address: remoteAddress()),
-              (try? grant.authorize(.append, on: path)) != nil
-        else { return .general }
-        // Refusals are the router's to render (it takes the limiter again and answers 429 with Retry-After).
-        if auth.configuration.mode == .tokens, auth.tokenLimiter.take(grant.tokenID) != nil { return .general }
-        return .streamAppend(path, tokenID: grant.tokenID)
+        guard let target = request.path, target.hasPrefix(StreamsController.prefix), request.headerFields[.expect] == nil else { return .general }
+        switch request.method {
+        case .post:
+            guard appender != nil,
+                  !target.contains("?"),  // queries carry tickets and access tokens: the router's business
+                  let path = try? StreamsController.streamPath(rawPath: target),
+                  let tokenID = authorized(.append, on: path, request, remoteAddress())
+            else { return .general }
+            return .streamAppend(path, tokenID: tokenID)
+        case .get:
+            guard reads != nil, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
+                  let poll = Self.longPoll(target),
+                  let tokenID = authorized(.read, on: poll.path, request, remoteAddress())
+            else { return .general }
+            return .streamLongPoll(poll, tokenID: tokenID)
+        default:
+            return .general
+        }
+    }
+
+    /// The caller's token id when the event loop can admit it on its own: a cached grant for `scope` on `path`,
+    /// within its rate. Refusals are the router's to render (it takes the limiter again and answers 429).
+    private func authorized(_ scope: Scope, on path: StreamPath, _ request: HTTPRequest, _ remoteAddress: String?) -> String? {
+        guard let grant = auth.cachedGrant(authorization: request.headerFields[.authorization], address: remoteAddress),
+              (try? grant.authorize(scope, on: path)) != nil
+        else { return nil }
+        if auth.configuration.mode == .tokens, auth.tokenLimiter.take(grant.tokenID) != nil { return nil }
+        return grant.tokenID
+    }
+
+    /// A long-poll target the hot path can take: exactly `offset` (a concrete offset or `-1`), `live=long-poll` and
+    /// an optional `cursor`, each once and without percent-encoding. Anything else — `offset=now` (which touches the
+    /// stream), tickets, access tokens, repeated or unknown parameters, errors — is the router's.
+    static func longPoll(_ target: String) -> LongPoll? {
+        guard let question = target.firstIndex(of: "?") else { return nil }
+        let query = target[target.index(after: question)...]
+        guard !query.contains("%"), !query.contains("+") else { return nil }
+        var offset: Substring?, live: Substring?, cursor: Substring?
+        for pair in query.split(separator: "&", omittingEmptySubsequences: false) {
+            guard let equals = pair.firstIndex(of: "=") else { return nil }
+            let value = pair[pair.index(after: equals)...]
+            switch pair[..<equals] {
+            case "offset" where offset == nil: offset = value
+            case "live" where live == nil: live = value
+            case "cursor" where cursor == nil: cursor = value
+            default: return nil
+            }
+        }
+        guard live == "long-poll", let offset,
+              case let start?? = try? ReadStart.parse([String(offset)], required: true),
+              let path = try? StreamsController.streamPath(rawPath: String(target[..<question]))
+        else { return nil }
+        let from: Offset
+        switch start {
+        case .beginning: from = .start
+        case .after(let offset): from = offset
+        case .now: return nil
+        }
+        return LongPoll(path: path, from: from, clientCursor: cursor.map(String.init))
     }
 }

@@ -8,7 +8,7 @@ import Prometheus
 
 /// The three read modes of Durable Streams §7 over one read path: every mode reads from its own offset with
 /// `store.read`, and live modes wait on the `ChangeSignal` (which carries no data) between reads.
-struct StreamReads: Sendable {
+public struct StreamReads: Sendable {
     let store: any StreamStore
     let signal: any ChangeSignal
     let limits: HTTPLimits
@@ -18,7 +18,7 @@ struct StreamReads: Sendable {
     /// SSE readers parked at a stream's tail: one dispatcher per stream writes each batch to all of them.
     let push: TailPush<StreamTailFeed>
 
-    init(store: any StreamStore, signal: any ChangeSignal, limits: HTTPLimits, metrics: HubMetrics) {
+    public init(store: any StreamStore, signal: any ChangeSignal, limits: HTTPLimits, metrics: HubMetrics) {
         self.store = store; self.signal = signal; self.limits = limits; self.metrics = metrics
         let shared = SharedReads(store: store), cursors = CursorClock()
         self.shared = shared; self.cursors = cursors
