@@ -51,11 +51,16 @@ struct HTTPServerService: Service {
             let context = HubRequestContext(source: .init(channel: channel, logger: requestLogger))
             var response: Response
             do {
-                // In a child task: the router's middleware chain takes ~20 KiB of async frames at its deepest, and a
-                // task keeps every slab it ever grew until it ends. In the connection's own task that high-water
-                // mark would stay with every keep-alive connection (and under every SSE body written from here).
-                async let routed = responder.respond(to: request, context: context)
-                response = try await routed
+                if request.uri.query?.contains("live=") == true {
+                    // A live read (SSE, long-poll) is routed in a child task: the middleware chain takes ~20 KiB of
+                    // async frames at its deepest, and a task keeps every slab it ever grew until it ends, so in the
+                    // connection's own task that high-water mark would stay under the open SSE body. (Not for every
+                    // request: the extra task costs ~50% on a short router request.)
+                    async let routed = responder.respond(to: request, context: context)
+                    response = try await routed
+                } else {
+                    response = try await responder.respond(to: request, context: context)
+                }
             } catch {
                 // ProblemMiddleware renders every error; anything reaching here is a bug, answered without detail.
                 requestLogger.error("unhandled error", metadata: ["error": "\(error)"])

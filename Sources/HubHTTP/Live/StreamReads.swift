@@ -82,16 +82,18 @@ public struct StreamReads: Sendable {
                 switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .once, deadline: deadline, tail: read) {
                 case .answered(let batch):
                     read = batch
+                    continue
                 case .behind:
-                    read = try await shared.read(path, stream: id, after: from, ticket: signal.ticket(for: id), maxBytes: limits.readChunkBytes)
+                    // No group to join at this offset yet (its dispatcher has not read the newest commit), or the
+                    // group let go: wait on the signal from the ticket taken before the read, never spin on park.
+                    break
                 case .expired, .shuttingDown, .ended:
                     return Self.timeoutAnswer(read, from: from, cursor: cursor(client: clientCursor)).response
                 case .cancelled:
                     throw CancellationError()
                 }
-                continue
             }
-            switch await signal.wait(for: id, after: ticket, timeout: deadline - .now) {
+            switch await signal.wait(for: id, after: ticket, timeout: max(.zero, deadline - .now)) {
             case .changed:
                 read = try await shared.read(path, stream: id, after: from, ticket: signal.ticket(for: id), maxBytes: limits.readChunkBytes)
                 metrics.recordDelivery(read.result.records)
@@ -156,7 +158,11 @@ public struct StreamReads: Sendable {
                         if let channel, cursorFloor <= Int64(Self.sseCursor(cursors, floor: 0)) ?? 0 {
                             switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .stream(.sse),
                                                    deadline: deadline, tail: check) {
-                            case .behind(let cursor): from = Offset(cursor); continue
+                            case .behind(let cursor):
+                                // Refused (the group is not at this offset yet) or let go: wait on the signal from
+                                // the ticket taken before the read, which returns at once for anything committed
+                                // since, rather than spin between reads and park.
+                                from = Offset(cursor)
                             case .ended, .expired, .shuttingDown, .cancelled, .answered: return
                             }
                         }
