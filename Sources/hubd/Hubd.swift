@@ -58,7 +58,7 @@ struct Hubd: AsyncParsableCommand {
     var rateLimitAddress: String?
     @Option(name: .customLong("allow-query-tokens"), help: "Accept ?access_token= in URLs: true or false (default: false; prefer tickets).") var allowQueryTokens: String?
     @Option(name: .customLong("metrics-require-token"), help: "GET /metrics needs a global admin token: true or false (default: false).") var metricsRequireToken: String?
-    @Option(name: .customLong("hot-path"), help: "Answer stream appends from the event loop, without the router: true or false (default: true).") var hotPath: String?
+    @Option(name: .customLong("hot-path"), help: "Answer stream appends, and long-poll and SSE reads at a stream's tail, from the event loop, without the router: true or false (default: true).") var hotPath: String?
     @Option(name: .customLong("webhook-allow-loopback"), help: "Subscription webhooks may target localhost/127.0.0.0/8/::1 (development): true or false (default: false).")
     var webhookAllowLoopback: String?
     @Option(name: .customLong("webhook-allow-private"), help: "Subscription webhooks may target private ranges (10/8, 172.16/12, 192.168/16, fc00::/7): true or false (default: false).")

@@ -2,12 +2,14 @@ import Foundation
 @testable import HubHTTP
 import HubServer
 import HubTestSupport
+import HubProtocol
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// The hot path (`HotPathRouter`, `HotPathHandler`) against the router: the same request gets the same answer on
 /// both paths, pipelined requests are answered in order across them, and its limits hold.
-@Suite("Hot path: appends and long-polls answered from the event loop")
+@Suite("Hot path: appends, long-polls and SSE at the tail answered from the event loop")
 struct HotPathTests {
     /// One append, sent to the hot path (no query) and to the router (`?via=router`: queries always go there).
     private struct Step {
@@ -222,25 +224,126 @@ struct HotPathTests {
         }
     }
 
-    @Test("the hot path takes only long-polls it can answer as the router would; the rest go to the router")
-    func longPollTargets() {
+    /// Two SSE readers of one stream at its tail: the first (the router's) parks in a new push group, the second finds
+    /// the group at its offset and is the hot path's. Returns once both have their first control event.
+    private func twoTailReaders(_ hub: RunningHub, _ p: String, at tail: String, before: Int,
+                                _ body: @Sendable () async throws -> Void) async throws -> (routed: SSERead, hot: SSERead) {
+        let url = hub.streamURL(p, "offset=\(tail)&live=sse")
+        let routed = SSERead(), hot = SSERead()
+        async let routedEnded = hub.sse(url, onHead: routed.head) { await routed.log.add($0); return true }
+        try await hub.untilWaiting(1)  // parked: the stream's group is at the tail
+        #expect(try await hubResponsesDelta(hub, since: before) == 0, "the first reader was the router's")
+        async let hotEnded = hub.sse(url, onHead: hot.head) { await hot.log.add($0); return true }
+        while true {
+            let hotStarted = await !hot.log.events.isEmpty, routedStarted = await !routed.log.events.isEmpty
+            if hotStarted && routedStarted { break }
+            try Task.checkCancellation()
+            await Task.yield()
+        }
+        #expect(try await hubResponsesDelta(hub, since: before) == 1, "the second reader was the hot path's")
+        try await body()
+        let ended = try await (routedEnded, hotEnded)
+        #expect(ended == (true, true), "the server ended both responses")
+        return (routed, hot)
+    }
+
+    final class SSERead: Sendable {
+        let log = EventLog()
+        private let received = Mutex<HTTPResponseHead?>(nil)
+        var response: HTTPResponseHead? { received.withLock { $0 } }
+        var head: @Sendable (HTTPResponseHead) -> Void { { h in self.received.withLock { $0 = h } } }
+        /// The events with the cursor left out (both paths use the current interval's; a boundary may pass between).
+        var events: [String] {
+            get async {
+                await log.events.map { "\($0.type): " + $0.data.replacing(try! Regex(#""streamCursor":"[0-9]+",?"#), with: "") }
+            }
+        }
+    }
+
+    @Test("SSE readers that join at the tail are served by the hot path, head and events as the router serves them")
+    func hotSSE() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            let before = try await hotResponses(hub)
+            let (routed, hot) = try await twoTailReaders(hub, p, at: tail, before: before) { () async throws in
+                #expect(try await hub.post(p, [jsonType], body: "[2]").status == 204)
+                #expect(try await hub.post(p, [jsonType, ("Stream-Closed", "true")], body: "[3]").status == 204)
+            }
+            let routedHead = try #require(routed.response), hotHead = try #require(hot.response)
+            #expect(comparable(hotHead.headers) == comparable(routedHead.headers))
+            #expect(hotHead.headers.first(name: "transfer-encoding") == "chunked" && hotHead.headers.first(name: "content-type") == "text/event-stream")
+            let events = await hot.events
+            #expect(events == (await routed.events))
+            #expect(events.first == #"control: {"streamNextOffset":"\#(tail)","upToDate":true}"#)
+            #expect(events.last?.contains(#""streamClosed":true"#) == true)
+            #expect(events.filter { $0.hasPrefix("data: ") } == ["data: [2]", "data: [3]"] || events.filter { $0.hasPrefix("data: ") } == ["data: [2,3]"])
+            #expect(try await hubResponsesDelta(hub, since: before) == 3, "the hot reader and both appends")
+            // The connection is kept for the next request after the stream ended.
+            #expect(try await hub.get(p, "offset=-1").text == "[1,2,3]")
+        }
+    }
+
+    @Test("an SSE reader the push lets go (its stream deleted) is followed by a task: the router's error event, then the end")
+    func hotSSEFollowsWhenLetGo() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            let before = try await hotResponses(hub)
+            let (routed, hot) = try await twoTailReaders(hub, p, at: tail, before: before) { () async throws in
+                #expect(try await hub.delete(p).status == 204)
+            }
+            let routedEvents = await routed.events, hotEvents = await hot.events
+            #expect(hotEvents == routedEvents)
+            #expect(hotEvents.count == 2 && hotEvents.last?.hasPrefix("error: ") == true && hotEvents.last?.contains("404") == true, "\(hotEvents)")
+        }
+    }
+
+    @Test("a hot SSE reader that leaves is taken off the push at once; the others read on")
+    func hotSSEReaderLeaves() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            let url = hub.streamURL(p, "offset=\(tail)&live=sse")
+            let before = try await hotResponses(hub)
+            let routed = SSERead()
+            async let routedEnded = hub.sse(url) { await routed.log.add($0); return true }
+            try await hub.untilWaiting(1)
+            // The hot reader stops after its first event: the client closes the connection.
+            #expect(try await hub.sse(url) { _ in false } == false)
+            #expect(try await hubResponsesDelta(hub, since: before) == 1, "the second reader was the hot path's")
+            while try await openSSE(hub) != 1 { await Task.yield() }  // its response ended with its connection
+            #expect(try await hub.post(p, [jsonType, ("Stream-Closed", "true")], body: "[2]").status == 204)
+            #expect(try await routedEnded)
+            #expect(await routed.events.filter { $0.hasPrefix("data: ") } == ["data: [2]"])
+            #expect(try await openSSE(hub) == 0)
+        }
+    }
+
+    private func openSSE(_ hub: RunningHub) async throws -> Int {
+        let text = try await hub.client.request(.GET, "/metrics").text
+        let line = text.split(separator: "\n").first { $0.hasPrefix(#"hub_connections{transport="sse"} "#) }
+        return (line?.split(separator: " ").last).flatMap { Double($0) }.map { Int($0) } ?? -1
+    }
+
+    @Test("the hot path takes only live reads it can answer as the router would; the rest go to the router")
+    func liveReadTargets() {
         let offset = "00000000000000000003"
-        #expect(HotPathRouter.longPoll("/v1/stream/a/b?offset=\(offset)&live=long-poll&cursor=9")?.clientCursor == "9")
-        #expect(HotPathRouter.longPoll("/v1/stream/a?live=long-poll&offset=-1")?.from.position == 0)
-        for target in ["/v1/stream/a?offset=now&live=long-poll", "/v1/stream/a?offset=\(offset)&live=sse", "/v1/stream/a?offset=\(offset)",
+        #expect(HotPathRouter.liveRead("/v1/stream/a/b?offset=\(offset)&live=long-poll&cursor=9")?.clientCursor == "9")
+        #expect(HotPathRouter.liveRead("/v1/stream/a?live=long-poll&offset=-1")?.from.position == 0)
+        #expect(HotPathRouter.liveRead("/v1/stream/a?offset=\(offset)&live=sse")?.mode == .sse)
+        #expect(HotPathRouter.liveRead("/v1/stream/a?offset=\(offset)&live=long-poll")?.mode == .longPoll)
+        for target in ["/v1/stream/a?offset=now&live=long-poll", "/v1/stream/a?offset=now&live=sse", "/v1/stream/a?offset=\(offset)",
+                       "/v1/stream/a?offset=\(offset)&live=bogus", "/v1/stream/a?offset=\(offset)&live=sse&live=sse",
                        "/v1/stream/a?offset=\(offset)&live=long-poll&offset=\(offset)", "/v1/stream/a?offset=\(offset)&live=long-poll&token=x",
                        "/v1/stream/a?offset=bad&live=long-poll", "/v1/stream/a?offset=\(offset)&live=long%2Dpoll", "/v1/stream/a",
                        "/v1/stream/a?offset=\(offset)&live=long-poll&", "/v1/stream/x/__ds/y?offset=\(offset)&live=long-poll"] {
-            #expect(HotPathRouter.longPoll(target) == nil, "\(target)")
+            #expect(HotPathRouter.liveRead(target) == nil, "\(target)")
         }
     }
 
     private func comparable(_ headers: HTTPHeaders, without excluded: String = "date") -> [String] {
         headers.filter { !["date", excluded].contains($0.name.lowercased()) }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
-    }
-
-    private func comparable(_ headers: HTTPHeaders) -> [String] {
-        headers.filter { $0.name.lowercased() != "date" }.map { "\($0.name.lowercased()): \($0.value)" }.sorted()
     }
 
     private func hotResponses(_ hub: RunningHub, token: String? = nil) async throws -> Int {

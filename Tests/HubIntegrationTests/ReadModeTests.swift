@@ -200,12 +200,11 @@ struct ReadModeTests {
         }
     }
 
-    @Test("SSE readers parked at the tail: pushed batches with their control events, keep-alives while idle, the close and the max duration end them")
+    @Test("SSE readers parked at the tail: pushed batches with their control events, and the close ends them")
     func parkedSSE() async throws {
-        try await withRunningHub({ $0.http.sseKeepAlive = .milliseconds(200); $0.http.sseMaxDuration = .seconds(3) }) { hub in
-            let p = uniqueStream(), q = uniqueStream()
+        try await withRunningHub { hub in
+            let p = uniqueStream()
             _ = try await hub.put(p, [jsonType])
-            _ = try await hub.put(q, [jsonType])
             // Five readers of p end with the close, each having seen every batch and a control event after each.
             try await withThrowingTaskGroup(of: [SSEEvent].self) { group in
                 for _ in 0..<5 {
@@ -230,14 +229,23 @@ struct ReadModeTests {
                     #expect(controls.last?["streamClosed"] as? Bool == true && controls.dropLast().allSatisfy { $0["streamCursor"] != nil })
                 }
             }
-            // An idle reader of q gets keep-alive comments and its response ends at the max duration.
+        }
+    }
+
+    @Test("an idle SSE reader gets keep-alive comments, and its response ends at the max duration")
+    func idleSSE() async throws {
+        // Its own hub: a 3-s maximum would cut the readers above short on a busy machine. Keep-alives every 100 ms: a
+        // loaded machine (the whole suite at once on 2 cores) delays them, so the test asks for repeats, not a rate.
+        try await withRunningHub({ $0.http.sseKeepAlive = .milliseconds(100); $0.http.sseMaxDuration = .seconds(3) }) { hub in
+            let q = uniqueStream()
+            _ = try await hub.put(q, [jsonType])
             let keepAlives = Mutex(0)
             let started = ContinuousClock.now
             try await hub.client.stream(hub.streamURL(q, "offset=now&live=sse"), onHead: { _ in }) { chunk in
                 if String(buffer: chunk).contains(": keep-alive") { keepAlives.withLock { $0 += 1 } }
                 return true
             }
-            #expect(keepAlives.withLock { $0 } >= 3)
+            #expect(keepAlives.withLock { $0 } >= 2)
             #expect(ContinuousClock.now - started >= .milliseconds(2500))
         }
     }

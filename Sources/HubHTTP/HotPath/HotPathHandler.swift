@@ -28,7 +28,12 @@ public struct HotPath: Sendable {
 /// with this event loop, and the store's completion — run on this loop after the commit, batched with the loop's
 /// other completions of that commit — writes the response. A long-poll: it joins its stream's push group when the
 /// group is at its offset, and the group's next batch (or its timeout) is answered on this loop; when there is no such
-/// group the request goes to the router after all, which reads and parks it there. No Swift task either way.
+/// group the request goes to the router after all, which reads and parks it there. An SSE read at the tail: the
+/// head and the first control event are written here and the connection joins the group as a streaming member, whose
+/// batches the group writes below the HTTP encoder; the response ends here (the stream closed, its maximum duration,
+/// shutdown). No Swift task in any of these: an idle SSE reader is its channel and a parked entry. Only when the push
+/// lets an SSE reader go (its socket fell behind, a read failed) does a task follow the stream for it, as the
+/// router's would (`StreamReads.followSSE`).
 ///
 /// Responses leave in request order even when a client pipelines: while a request handed to the router has not
 /// been answered, later requests go to the router too; while a hot request waits for its commit, later parts are
@@ -47,11 +52,24 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         var body: ByteBuffer?
     }
 
-    /// A hot long-poll's head, waiting for its end.
+    /// A hot live read's head, waiting for its end.
     private struct Polling {
         let request: HTTPRequest
-        let poll: HotPathRouter.LongPoll
+        let poll: HotPathRouter.LiveRead
         let tokenID: String
+    }
+
+    /// A hot SSE response that is open.
+    private struct Streaming {
+        let polling: Polling
+        /// The stream's id (its change key) and when the response ends at the latest.
+        let stream: Int64
+        let deadline: ContinuousClock.Instant
+        let cursorFloor: Int64
+        let started: ContinuousClock.Instant?
+        /// On the push path; or a task that follows the stream after the push let the reader go.
+        var member: TailPush<StreamTailFeed>.Subscriber?
+        var follower: Task<Void, Never>?
     }
 
     private enum State {
@@ -62,6 +80,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case polling(Polling)
         /// A hot request is complete and waits for its commit (or a long-poll for its batch).
         case answering
+        /// A hot SSE response is open (`streaming`): input is still read, to see the client leave.
+        case streaming
         /// A response that closes the connection was written; nothing more is read.
         case closing
     }
@@ -79,6 +99,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// for good, so the connection closes and the stream ends at once rather than at its next failed write.
     private var endsStreamOnInputClose = false
     private var inputClosed = false
+    /// The open hot SSE response, while `state` is `.streaming`.
+    private var streaming: Streaming?
 
     init(_ hot: HotPath) { self.hot = hot }
 
@@ -87,7 +109,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     public func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let part = unwrapInboundIn(data)
         switch state {
-        case .answering:
+        case .answering, .streaming:
             held.append(part)
             return
         case .closing:
@@ -109,7 +131,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                 context.fireChannelRead(wrapInboundOut(part))
             case .streamAppend(let path, let tokenID):
                 state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
-            case .streamLongPoll(let poll, let tokenID):
+            case .streamLiveRead(let poll, let tokenID):
                 state = .polling(Polling(request: request, poll: poll, tokenID: tokenID))
             }
         case (.general, .end):
@@ -133,7 +155,10 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             append(collecting, context: context)
         case (.polling(let polling), .end):
             state = .answering
-            longPoll(polling, context: context)
+            switch polling.poll.mode {
+            case .longPoll: longPoll(polling, context: context)
+            case .sse: sse(polling, context: context)
+            }
         default:
             // The codec delivers head, body…, end; anything else is a bug upstream. Close rather than guess.
             hot.logger.error("hot path: unexpected request part", metadata: ["state": "\(state)"])
@@ -150,8 +175,20 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                 return
             }
             if endsStreamOnInputClose { context.close(promise: nil) }
+            if case .streaming = state { context.close(promise: nil) }  // an SSE reader that leaves has left for good
         }
         context.fireUserInboundEventTriggered(event)
+    }
+
+    public func handlerRemoved(context: ChannelHandlerContext) {
+        // Off the push path at once, rather than at the next batch or keep-alive that fails to go out. Here rather
+        // than in `channelInactive`, which Hummingbird's `HTTPConnectionStateHandler` (ahead of us) does not pass on;
+        // a closed channel's handlers are all removed.
+        if let streaming {
+            if let member = streaming.member { hot.router.reads?.push.leave(streaming.polling.poll.path, member) }
+            streaming.follower?.cancel()
+        }
+        if let (path, member) = pollMember { hot.router.reads?.push.leave(path, member) }
     }
 
     /// Marks the router's current response on `channel` as an open-ended stream that ends when the client closes its
@@ -167,9 +204,12 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func read(context: ChannelHandlerContext) {
-        if case .answering = state {
+        switch state {
+        case .answering:
             readWanted = true  // no more input until this request is answered: bounded memory, ordered answers
-        } else {
+        case .streaming where !held.isEmpty:
+            readWanted = true  // a client that pipelines behind its SSE request waits for the stream's end
+        default:
             context.read()  // closing included: a refused body's rest is read and discarded
         }
     }
@@ -215,8 +255,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
         let loop = context.eventLoop
         let started = hot.logger.logLevel <= .debug ? ContinuousClock.now : nil
-        let tail = reads.push.joinAtTail(polling.poll.path, after: polling.poll.from.position, channel: context.channel,
-                                         deadline: .now + hot.limits.longPollTimeout) { outcome in
+        let joined = reads.push.joinAtTail(polling.poll.path, after: polling.poll.from.position, channel: context.channel,
+                                           deadline: .now + hot.limits.longPollTimeout) { outcome in
             // From the push job on this loop, or from the timer wheel, the dispatcher or shutdown elsewhere.
             loop.execute {
                 let (handler, context) = loopBound.value
@@ -224,18 +264,22 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if let started { handler.logRequest(polling.request, tokenID: polling.tokenID, since: started) }
             }
         }
-        guard let tail else { return handOff(polling.request, context: context) }
-        pollTail = tail
+        guard let joined else { return handOff(polling.request, context: context) }
+        pollTail = joined.tail
+        pollMember = (polling.poll.path, joined.member)
         hot.metrics.longPollWaitStarted()
     }
 
     /// The group's newest read at the poll's offset, for a poll that times out.
     private var pollTail: SharedRead?
+    /// The poll's place in its group, while it waits.
+    private var pollMember: (StreamPath, TailPush<StreamTailFeed>.Subscriber)?
 
     private func answer(_ polling: Polling, _ outcome: TailPush<StreamTailFeed>.Release, context: ChannelHandlerContext) {
         hot.metrics.longPollWaitEnded()
         let tail = pollTail
         pollTail = nil
+        pollMember = nil
         guard context.channel.isActive, let reads = hot.router.reads, let tail else { return }
         let cursor = reads.cursor(client: polling.poll.clientCursor)
         let answer: StreamReads.Answer
@@ -251,6 +295,113 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+    }
+
+    // MARK: SSE at the tail
+
+    private func sse(_ polling: Polling, context: ChannelHandlerContext) {
+        guard let reads = hot.router.reads else { return handOff(polling.request, context: context) }
+        let cursorFloor = Int64(reads.cursor(client: polling.poll.clientCursor)) ?? 0
+        // A client cursor ahead of the shared control events' needs its own: the router's.
+        guard StreamReads.sharesPushes(cursorFloor: cursorFloor, reads.cursors) else { return handOff(polling.request, context: context) }
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop
+        let deadline = ContinuousClock.now + hot.limits.sseMaxDuration
+        let joined = reads.push.joinAtTail(polling.poll.path, after: polling.poll.from.position, channel: context.channel,
+                                           delivery: .stream(.sse), deadline: deadline) { outcome in
+            loop.execute {
+                let (handler, context) = loopBound.value
+                handler.released(outcome, context: context)
+            }
+        }
+        guard let joined else { return handOff(polling.request, context: context) }
+        state = .streaming
+        streaming = Streaming(polling: polling, stream: joined.tail.result.info.id, deadline: deadline, cursorFloor: cursorFloor,
+                              started: hot.logger.logLevel <= .debug ? ContinuousClock.now : nil, member: joined.member)
+        hot.metrics.sseStarted()
+        hot.metrics.recordResponse(status: 200, hotPath: true)
+        // Through the HTTP encoder, which frames the response as chunked; the group's batches (already chunks) follow
+        // below it, and the encoder writes the last chunk when the response ends here. The group's jobs for this
+        // channel run after this one.
+        let head = responseHead(.ok, StreamReads.sseFields(joined.tail.result.info.contentType), to: polling.request, contentLength: nil)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let first = StreamReads.sseTailChunk(at: polling.poll.from, cursor: StreamReads.sseCursor(reads.cursors, floor: cursorFloor))
+        context.writeAndFlush(wrapOutboundOut(.body(first)), promise: nil)
+        if readWanted, held.isEmpty {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    /// The push let the SSE reader go.
+    private func released(_ outcome: TailPush<StreamTailFeed>.Release, context: ChannelHandlerContext) {
+        guard case .streaming = state, var open = streaming else { return }
+        open.member = nil
+        switch outcome {
+        case .behind(let cursor) where context.channel.isActive:
+            // Its socket fell behind, or a read failed: a task reads on for it, as the router's would.
+            open.follower = follow(open, after: Offset(cursor), context: context)
+            streaming = open
+        case .cancelled:
+            streaming = open  // the connection closed; `channelInactive` ends it
+            endStream(context: context)
+        default:
+            streaming = open
+            endStream(context: context)
+        }
+    }
+
+    private func follow(_ open: Streaming, after cursor: Offset, context: ChannelHandlerContext) -> Task<Void, Never>? {
+        guard let reads = hot.router.reads else { return nil }
+        let loopBound = NIOLoopBound((handler: self, context: context), eventLoop: context.eventLoop)
+        let loop = context.eventLoop, channel = context.channel
+        let path = open.polling.poll.path, stream = open.stream, deadline = open.deadline, cursorFloor = open.cursorFloor
+        let instance = Self.pathOnly(open.polling.request.path ?? "")
+        // A chunk through the HTTP encoder, taken when the socket took it (the router's body writer waits the same way).
+        let write: @Sendable (ByteBuffer) async throws -> Void = { chunk in
+            try await loop.flatSubmit { () -> EventLoopFuture<Void> in
+                let (handler, context) = loopBound.value
+                guard case .streaming = handler.state, context.channel.isActive else {
+                    return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
+                }
+                let promise = loop.makePromise(of: Void.self)
+                context.writeAndFlush(handler.wrapOutboundOut(.body(chunk)), promise: promise)
+                return promise.futureResult
+            }.get()
+        }
+        let end: @Sendable () -> Void = {
+            loop.execute {
+                let (handler, context) = loopBound.value
+                handler.endStream(context: context)
+            }
+        }
+        return Task {
+            try? await reads.followSSE(path, stream: stream, first: nil, after: cursor, until: deadline, cursorFloor: cursorFloor,
+                                       instance: instance, channel: channel, write: write)
+            end()
+        }
+    }
+
+    /// Ends the open SSE response: the last chunk (the connection stays open for the next request), unless the
+    /// connection is gone.
+    private func endStream(context: ChannelHandlerContext) {
+        guard case .streaming = state, let open = streaming else { return }
+        streaming = nil
+        hot.metrics.sseEnded()
+        if let started = open.started { logRequest(open.polling.request, tokenID: open.polling.tokenID, since: started) }
+        guard context.channel.isActive else {
+            state = .closing
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if open.polling.request.headerFields[.connection]?.lowercased() == "close" || inputClosed {
+            state = .closing
+            held.removeAll()
+            context.close(promise: nil)
+            return
+        }
+        state = .idle
+        resumeReading(context: context)
     }
 
     /// A request the hot path took but cannot answer goes to the router after all, as if it had been routed there.
@@ -274,14 +425,9 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     private func respond(_ status: HTTPResponse.Status, _ fields: HTTPFields, body: ByteBuffer?, to request: HTTPRequest,
                          forceClose: Bool = false, context: ChannelHandlerContext) {
         let close = forceClose || request.headerFields[.connection]?.lowercased() == "close"
-        var fields = fields
-        ResponseHeadersMiddleware.add(to: &fields, method: request.method)
-        fields[.date] = HTTPDate.now
-        fields[.server] = "hubd"
-        if status != .noContent { fields[.contentLength] = String(body?.readableBytes ?? 0) }
-        if close { fields[.connection] = "close" }
         hot.metrics.recordResponse(status: Int(status.code), hotPath: true)
-        context.write(wrapOutboundOut(.head(HTTPResponse(status: status, headerFields: fields))), promise: nil)
+        let head = responseHead(status, fields, to: request, contentLength: status == .noContent ? nil : body?.readableBytes ?? 0, close: close)
+        context.write(wrapOutboundOut(.head(head)), promise: nil)
         if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
         context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         if close {
@@ -303,6 +449,19 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         resumeReading(context: context)
     }
 
+    /// A response head as the router would send it: its headers, the ones every response carries, and the framing
+    /// (`contentLength` nil: chunked, which the HTTP encoder adds).
+    private func responseHead(_ status: HTTPResponse.Status, _ fields: HTTPFields, to request: HTTPRequest, contentLength: Int?,
+                              close: Bool = false) -> HTTPResponse {
+        var fields = fields
+        ResponseHeadersMiddleware.add(to: &fields, method: request.method)
+        fields[.date] = HTTPDate.now
+        fields[.server] = "hubd"
+        if let contentLength { fields[.contentLength] = String(contentLength) }
+        if close { fields[.connection] = "close" }
+        return HTTPResponse(status: status, headerFields: fields)
+    }
+
     /// After an answer (or a hand-off): whatever a pipelining client sent meanwhile, in order (it may start another
     /// hot request), then reads again if they were wanted.
     private func resumeReading(context: ChannelHandlerContext) {
@@ -318,10 +477,10 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
-    /// Whether parts are being taken (not waiting for a commit, not closing).
+    /// Whether parts are being taken (not waiting for a commit, not streaming, not closing).
     private var isReading: Bool {
         switch state {
-        case .answering, .closing: false
+        case .answering, .streaming, .closing: false
         default: true
         }
     }

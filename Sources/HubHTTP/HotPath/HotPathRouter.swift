@@ -6,9 +6,9 @@ import HubProtocol
 /// The one place that decides which path a request takes (docs/architecture.md, "Two paths, one set of rules").
 ///
 /// The hot path serves the requests that dominate a busy hub from the connection's event loop, with no Swift task,
-/// no middleware chain and no body stream: the Durable Streams append, and the long-poll that comes back for the next
-/// batch of a stream whose push group is at its offset (`TailPush.joinAtTail`; any other poll goes to the router,
-/// which reads and parks it in that group). Everything else, and every request
+/// no middleware chain and no body stream: the Durable Streams append, and the live read (long-poll or SSE) at the
+/// tail of a stream whose push group is at its offset (`TailPush.joinAtTail`; any other live read goes to the
+/// router, which reads, catches up and parks it in that group). Everything else, and every request
 /// whose answer needs anything the event loop cannot decide on its own (a token not yet verified, a ticket, an
 /// anonymous caller, `Expect: 100-continue`, a store without `AppendSubmitting`), goes to the general router
 /// (Hummingbird), which gives the full answer. Both paths apply the same rules: `StreamAppend` (the request and its
@@ -19,12 +19,14 @@ public struct HotPathRouter: Sendable {
         case general
         /// `POST /v1/stream/{path}`, authorized for `tokenID`; the hot path collects the body and appends.
         case streamAppend(StreamPath, tokenID: String)
-        /// `GET /v1/stream/{path}?offset=…&live=long-poll[&cursor=…]`, authorized for `tokenID`.
-        case streamLongPoll(LongPoll, tokenID: String)
+        /// `GET /v1/stream/{path}?offset=…&live=long-poll|sse[&cursor=…]`, authorized for `tokenID`.
+        case streamLiveRead(LiveRead, tokenID: String)
     }
 
-    /// A long-poll's request, as the router would parse it.
-    public struct LongPoll: Sendable {
+    /// A live read's request, as the router would parse it.
+    public struct LiveRead: Sendable {
+        enum Mode: Sendable { case longPoll, sse }
+        let mode: Mode
         let path: StreamPath
         let from: Offset
         let clientCursor: String?
@@ -55,10 +57,10 @@ public struct HotPathRouter: Sendable {
             return .streamAppend(path, tokenID: tokenID)
         case .get:
             guard reads != nil, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
-                  let poll = Self.longPoll(target),
-                  let tokenID = authorized(.read, on: poll.path, request, remoteAddress())
+                  let read = Self.liveRead(target),
+                  let tokenID = authorized(.read, on: read.path, request, remoteAddress())
             else { return .general }
-            return .streamLongPoll(poll, tokenID: tokenID)
+            return .streamLiveRead(read, tokenID: tokenID)
         default:
             return .general
         }
@@ -74,10 +76,10 @@ public struct HotPathRouter: Sendable {
         return grant.tokenID
     }
 
-    /// A long-poll target the hot path can take: exactly `offset` (a concrete offset or `-1`), `live=long-poll` and
-    /// an optional `cursor`, each once and without percent-encoding. Anything else — `offset=now` (which touches the
+    /// A live-read target the hot path can take: exactly `offset` (a concrete offset or `-1`), `live=long-poll` or
+    /// `live=sse`, and an optional `cursor`, each once and without percent-encoding. Anything else — `offset=now` (which touches the
     /// stream), tickets, access tokens, repeated or unknown parameters, errors — is the router's.
-    static func longPoll(_ target: String) -> LongPoll? {
+    static func liveRead(_ target: String) -> LiveRead? {
         guard let question = target.firstIndex(of: "?") else { return nil }
         let query = target[target.index(after: question)...]
         guard !query.contains("%"), !query.contains("+") else { return nil }
@@ -92,7 +94,13 @@ public struct HotPathRouter: Sendable {
             default: return nil
             }
         }
-        guard live == "long-poll", let offset,
+        let mode: LiveRead.Mode
+        switch live {
+        case "long-poll": mode = .longPoll
+        case "sse": mode = .sse
+        default: return nil
+        }
+        guard let offset,
               case let start?? = try? ReadStart.parse([String(offset)], required: true),
               let path = try? StreamsController.streamPath(rawPath: String(target[..<question]))
         else { return nil }
@@ -102,6 +110,6 @@ public struct HotPathRouter: Sendable {
         case .after(let offset): from = offset
         case .now: return nil
         }
-        return LongPoll(path: path, from: from, clientCursor: cursor.map(String.init))
+        return LiveRead(mode: mode, path: path, from: from, clientCursor: cursor.map(String.init))
     }
 }

@@ -114,72 +114,90 @@ public struct StreamReads: Sendable {
         let from = try await resolve(start, in: path)
         // The first read happens before the headers go out, so a missing stream or bad offset is a real 404/400.
         let first = try await store.read(path, after: from, maxBytes: limits.readChunkBytes)
-        let type = first.info.contentType
-        var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
-        if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
         let cursorFloor = Int64(cursor(client: clientCursor)) ?? 0
-        let signal = self.signal, limits = self.limits, cursors = self.cursors, metrics = self.metrics, shared = self.shared, push = self.push
-        let start = from
-        let body = ResponseBody { writer in
+        let metrics = self.metrics, deadline = ContinuousClock.now + limits.sseMaxDuration, instance = request.uri.path
+        let body = ResponseBody { [self] writer in
             metrics.sseStarted()
             defer { metrics.sseEnded() }
             if let channel { HotPathHandler.endStreamOnInputClose(channel) }
-            // Ends by returning (closed, deadline, shutdown, error event) or by a failed write (the client left).
-            _ = try? await { () async throws -> Void in
-                let deadline = ContinuousClock.now + limits.sseMaxDuration
-                var current = SharedRead(first)
-                var from = start
-                let id = first.info.id
-                while true {
-                    let result = current.result
-                    let closedNow = result.upToDate && result.info.closed
-                    if !result.records.isEmpty { metrics.recordDelivery(result.records) }
-                    try await writer.write(Self.sseChunk(current, cursor: Self.sseCursor(cursors, floor: cursorFloor)))
-                    if closedNow { break }
-                    from = result.next
-                    // Wait for something new: more records, or the close. Keep-alive comments while idle.
-                    var next: SharedRead?
-                    while next == nil {
-                        let ticket = signal.ticket(for: id)
-                        let check: SharedRead
-                        do {
-                            check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
-                        } catch let error as StoreError {
-                            // Trimmed by retention (or deleted) while streaming: say so in the stream, then end it.
-                            var out = ByteBuffer()
-                            LiveFrames.sseError(HubProblem(error).document(instance: request.uri.path), into: &out)
-                            try await writer.write(out)
-                            return
-                        }
-                        if !check.result.records.isEmpty || check.result.info.closed { next = check; break }
-                        let remaining = deadline - ContinuousClock.now
-                        guard remaining > .zero else { return }
-                        // A client cursor ahead of ours needs its own control events: only the others share pushes.
-                        if let channel, cursorFloor <= Int64(Self.sseCursor(cursors, floor: 0)) ?? 0 {
-                            switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .stream(.sse),
-                                                   deadline: deadline, tail: check) {
-                            case .behind(let cursor):
-                                // Refused (the group is not at this offset yet) or let go: wait on the signal from
-                                // the ticket taken before the read, which returns at once for anything committed
-                                // since, rather than spin between reads and park.
-                                from = Offset(cursor)
-                            case .ended, .expired, .shuttingDown, .cancelled, .answered: return
-                            }
-                        }
-                        switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
-                        case .changed: continue
-                        case .timedOut:
-                            if ContinuousClock.now >= deadline { return }
-                            try await writer.write(SSE.keepAlive)
-                        case .shuttingDown, .cancelled: return
-                        }
-                    }
-                    current = next!
-                }
-            }()
+            try? await followSSE(path, stream: first.info.id, first: SharedRead(first), after: from, until: deadline,
+                                 cursorFloor: cursorFloor, instance: instance, channel: channel) { try await writer.write($0) }
             try await writer.finish(nil)
         }
-        return Response(status: .ok, headers: fields, body: body)
+        return Response(status: .ok, headers: Self.sseFields(first.info.contentType), body: body)
+    }
+
+    /// The head of an SSE response for a stream of `type` (both paths).
+    static func sseFields(_ type: ContentType) -> HTTPFields {
+        var fields: HTTPFields = [.contentType: "text/event-stream", .cacheControl: "no-cache", .xAccelBuffering: "no"]
+        if !type.isText { fields[.streamSSEDataEncoding] = "base64" }
+        return fields
+    }
+
+    /// The body of an SSE response after its head, for both paths: `first` (when given), then every batch after
+    /// `after` as it is committed, until the stream closes, `deadline` passes, the server shuts down, or the stream
+    /// cannot be read any more (an `error` event). Returns normally in all of those cases; throws when a write fails
+    /// (the client left). The caller ends the response.
+    /// - Parameter write: writes one chunk of the response body and returns when it was taken (backpressure).
+    func followSSE(_ path: StreamPath, stream id: Int64, first: SharedRead?, after start: Offset, until deadline: ContinuousClock.Instant,
+                   cursorFloor: Int64, instance: String, channel: (any Channel)?,
+                   write: (ByteBuffer) async throws -> Void) async throws {
+        var current = first
+        var from = start
+        while true {
+            if let read = current {
+                let result = read.result
+                let closedNow = result.upToDate && result.info.closed
+                if !result.records.isEmpty { metrics.recordDelivery(result.records) }
+                try await write(Self.sseChunk(read, cursor: Self.sseCursor(cursors, floor: cursorFloor)))
+                if closedNow { return }
+                from = result.next
+            }
+            // Wait for something new: more records, or the close. Keep-alive comments while idle.
+            var next: SharedRead?
+            while next == nil {
+                let ticket = signal.ticket(for: id)
+                let check: SharedRead
+                do {
+                    check = try await shared.read(path, stream: id, after: from, ticket: ticket, maxBytes: limits.readChunkBytes)
+                } catch let error as StoreError {
+                    // Trimmed by retention (or deleted) while streaming: say so in the stream, then end it.
+                    var out = ByteBuffer()
+                    LiveFrames.sseError(HubProblem(error).document(instance: instance), into: &out)
+                    try await write(out)
+                    return
+                }
+                if !check.result.records.isEmpty || check.result.info.closed { next = check; break }
+                let remaining = deadline - ContinuousClock.now
+                guard remaining > .zero else { return }
+                // A client cursor ahead of ours needs its own control events: only the others share pushes.
+                if let channel, Self.sharesPushes(cursorFloor: cursorFloor, cursors) {
+                    switch await push.park(path, key: id, after: from.position, channel: channel, delivery: .stream(.sse),
+                                           deadline: deadline, tail: check) {
+                    case .behind(let cursor):
+                        // Refused (the group is not at this offset yet) or let go: wait on the signal from
+                        // the ticket taken before the read, which returns at once for anything committed
+                        // since, rather than spin between reads and park.
+                        from = Offset(cursor)
+                    case .ended, .expired, .shuttingDown, .cancelled, .answered: return
+                    }
+                }
+                switch await signal.wait(for: id, after: ticket, timeout: min(limits.sseKeepAlive, remaining)) {
+                case .changed: continue
+                case .timedOut:
+                    if ContinuousClock.now >= deadline { return }
+                    try await write(SSE.keepAlive)
+                case .shuttingDown, .cancelled: return
+                }
+            }
+            current = next
+        }
+    }
+
+    /// Whether an SSE reader whose client sent a cursor of `cursorFloor` may take the shared pushes, whose control
+    /// events carry the current interval's cursor (a client cursor ahead of it needs its own).
+    static func sharesPushes(cursorFloor: Int64, _ cursors: CursorClock) -> Bool {
+        cursorFloor <= Int64(sseCursor(cursors, floor: 0)) ?? 0
     }
 
     // MARK: Responses
@@ -194,6 +212,14 @@ public struct StreamReads: Sendable {
             out.writeBuffer(&data)
         }
         DSEvents.writeControl(next: result.next, cursor: cursor, upToDate: result.upToDate, closed: result.upToDate && result.info.closed, into: &out)
+        return out
+    }
+
+    /// What an SSE reader that joins the push at the tail writes first (the hot path): the control event of an empty
+    /// read at `offset`, as `sseChunk` writes it for a router reader that finds nothing new.
+    static func sseTailChunk(at offset: Offset, cursor: String) -> ByteBuffer {
+        var out = ByteBuffer()
+        DSEvents.writeControl(next: offset, cursor: cursor, upToDate: true, closed: false, into: &out)
         return out
     }
 

@@ -207,15 +207,18 @@ final class TailPush<Feed: TailFeed>: Sendable {
         group.cursor == after || (group.members.isEmpty && after > group.cursor)
     }
 
-    /// Joins a group that is already at `after` as a one-shot member, without reading: the hot path's long-poll
-    /// that comes back for the next batch. Returns the group's newest batch at that cursor (what a timeout answers
-    /// from), or nil when there is no such group (the caller then takes the full path).
-    func joinAtTail(_ scope: Feed.Scope, after: UInt64, channel: any Channel, deadline: ContinuousClock.Instant,
-                    onRelease: @escaping @Sendable (Release) -> Void) -> Feed.Batch? {
+    /// Joins a group that is already at `after`, without reading: the hot path's long-poll that comes back for the
+    /// next batch (`.once`), or its SSE reader at the tail (`.stream`). Returns the group's newest batch at that cursor
+    /// (what a timeout answers from) and the member (to `leave` with), or nil when there is no such group (the caller
+    /// then takes the full path). `onRelease` runs once, on any thread; a streaming member's batches are written to its
+    /// channel's `WireOutlet` by jobs on its event loop that run after the caller's current job.
+    func joinAtTail(_ scope: Feed.Scope, after: UInt64, channel: any Channel, delivery: Delivery = .once,
+                    deadline: ContinuousClock.Instant,
+                    onRelease: @escaping @Sendable (Release) -> Void) -> (tail: Feed.Batch, member: Subscriber)? {
         let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
             guard var group = state.table[scope], group.cursor == after, let tail = group.tail else { return nil }
             state.nextID &+= 1
-            let subscriber = Subscriber(id: state.nextID, channel: channel, delivery: .once)
+            let subscriber = Subscriber(id: state.nextID, channel: channel, delivery: delivery)
             subscriber.onRelease(onRelease)
             group.members[subscriber.id] = subscriber
             group.lastJoined = .now
@@ -225,7 +228,13 @@ final class TailPush<Feed: TailFeed>: Sendable {
         }
         guard let (subscriber, tail) = joined else { return nil }
         deadlines.schedule(Expiry(scope: scope, member: subscriber.id), after: deadline - .now)
-        return tail
+        return (tail, subscriber)
+    }
+
+    /// Takes a member that joined with `joinAtTail` off the push path (its connection closed); it is released with
+    /// `.cancelled` unless something released it first.
+    func leave(_ scope: Feed.Scope, _ member: Subscriber) {
+        release(member, from: scope, .cancelled)
     }
 
     /// Takes the subscriber off the push path (once) and hands its outcome over (once it is waiting; a release that
