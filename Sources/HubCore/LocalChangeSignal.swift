@@ -42,15 +42,19 @@ public final class LocalChangeSignal: ChangeSignal {
     }
 
     /// Told of every published change (the subscription service), on the publishing thread: it must only take note.
-    private let observer = Mutex<(@Sendable (Int64) -> Void)?>(nil)
+    /// In a struct, not bare: a closure stored as a `Mutex`'s generic value is re-abstracted on every `withLock`
+    /// (the inout is written back wrapped in two more thunks), so each publish made the next call one layer deeper:
+    /// after a million appends, most of a publish's CPU went to walking the thunk chain.
+    private struct Observer: Sendable { let notify: @Sendable (Int64) -> Void }
+    private let observer = Mutex<Observer?>(nil)
 
     /// Sets the one observer of published changes.
     public func observe(_ body: @escaping @Sendable (Int64) -> Void) {
-        observer.withLock { $0 = body }
+        observer.withLock { $0 = Observer(notify: body) }
     }
 
     public func publish(_ stream: Int64) {
-        observer.withLock { $0 }?(stream)
+        observer.withLock { $0 }?.notify(stream)
         let woken = state.withLock { state -> [Waiter] in
             state.versions[stream, default: 0] &+= 1
             return state.waiters.removeValue(forKey: stream).map { Array($0.values) } ?? []
