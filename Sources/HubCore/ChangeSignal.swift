@@ -12,6 +12,14 @@ public protocol ChangeSignal: Sendable {
     func wait(for stream: Int64, after ticket: UInt64, timeout: Duration) async -> WaitOutcome
     /// Graceful shutdown: ends every wait now and every later one at once, so live responses can finish.
     func shutdown()
+    /// True when every commit that changes a stream is published here before the writer is told it committed (one
+    /// node: an unchanged ticket then proves a read taken with it is still current). False when commits made
+    /// elsewhere arrive later (another node's, through NOTIFY).
+    var publishesEveryCommitFirst: Bool { get }
+}
+
+extension ChangeSignal {
+    public var publishesEveryCommitFirst: Bool { true }
 }
 
 public enum WaitOutcome: Sendable, Equatable {

@@ -32,6 +32,8 @@ public final class PostgresChangeSignal: ChangeSignal, Service {
         await local.wait(for: stream, after: ticket, timeout: timeout)
     }
     public func shutdown() { local.shutdown() }
+    /// Other nodes' commits arrive with NOTIFY's lag.
+    public var publishesEveryCommitFirst: Bool { false }
 
     /// Listens until graceful shutdown, reconnecting with backoff (0.1 s doubling to 5 s) whenever the connection drops.
     public func run() async throws {

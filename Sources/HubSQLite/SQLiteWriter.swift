@@ -211,8 +211,10 @@ final class SQLiteWriter: @unchecked Sendable {
             finish(batch, error.storeError, on: eventLoop)
             return true
         }
-        finish(batch, nil, on: eventLoop)
+        // Published before anyone is told of the commit: a ticket unchanged after an acknowledged append can then
+        // never hide it (`ChangeSignal.publishesEveryCommitFirst`).
         for id in changed { signal.publish(id) }
+        finish(batch, nil, on: eventLoop)
         return true
     }
 
@@ -255,7 +257,9 @@ final class SQLiteWriter: @unchecked Sendable {
             finish(batch, error.storeError, on: eventLoop)
             return
         }
-        finish(batch, nil, on: eventLoop)
+        // Published before anyone is told of the commit: a ticket unchanged after an acknowledged append can then
+        // never hide it (`ChangeSignal.publishesEveryCommitFirst`).
         for id in changed { signal.publish(id) }
+        finish(batch, nil, on: eventLoop)
     }
 }

@@ -206,6 +206,31 @@ struct HotPathTests {
         }
     }
 
+    @Test("a long-poll back one batch late is answered by the hot path from that batch, as the router answers it; a later commit sends it to the router")
+    func hotLatePoll() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let start = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            let before = try await hotResponses(hub)
+            // The router parks the first poll in a new push group; the append moves the group past `start`.
+            async let first = hub.get(p, "offset=\(start)&live=long-poll")
+            try await hub.untilWaiting(1)
+            #expect(try await hub.post(p, [jsonType], body: "[2]").status == 204)
+            let one = try await first
+            #expect(one.status == 200 && one.text == "[2]", "\(one.status) \(one.text)")
+            // Another poll from `start` is one batch late: nothing was committed since the group read that batch.
+            let late = try await hub.get(p, "offset=\(start)&live=long-poll&cursor=7")
+            #expect(try await hubResponsesDelta(hub, since: before) == 2, "the append and the late poll")
+            let routed = try await hub.get(p, "offset=\(start)&live=long-poll&cursor=7&via=router")
+            #expect(late.status == 200 && late.text == "[2]" && late.text == routed.text)
+            #expect(comparable(late.headers, without: "stream-cursor") == comparable(routed.headers, without: "stream-cursor"))
+            // After another commit that batch is not what a read returns any more: the router answers.
+            #expect(try await hub.post(p, [jsonType], body: "[3]").status == 204)
+            #expect(try await hub.get(p, "offset=\(start)&live=long-poll").text == "[2,3]")
+            #expect(try await hubResponsesDelta(hub, since: before) == 3, "only the second append")
+        }
+    }
+
     @Test("a long-poll parked on the hot path times out with the router's 204 at the tail")
     func hotLongPollTimeout() async throws {
         // Long enough for the first poll to park before its deadline on a loaded machine.

@@ -264,7 +264,16 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                 if let started { handler.logRequest(polling.request, tokenID: polling.tokenID, since: started) }
             }
         }
-        guard let joined else { return handOff(polling.request, context: context) }
+        guard let joined else {
+            // Back one batch late (the group moved on while this poll's answer travelled): that batch is the answer.
+            if let batch = reads.push.lastBatch(polling.poll.path, after: polling.poll.from.position) {
+                let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: reads.cursor(client: polling.poll.clientCursor))
+                respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+                if let started { logRequest(polling.request, tokenID: polling.tokenID, since: started) }
+                return
+            }
+            return handOff(polling.request, context: context)
+        }
         pollTail = joined.tail
         pollMember = (polling.poll.path, joined.member)
         hot.metrics.longPollWaitStarted()

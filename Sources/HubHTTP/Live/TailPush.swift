@@ -109,6 +109,8 @@ final class TailPush<Feed: TailFeed>: Sendable {
         var cursor: UInt64
         /// The newest batch at `cursor` (what a one-shot member that times out answers from); nil until one is known.
         var tail: Feed.Batch?
+        /// The last batch pushed, the cursor it was read after, and the change-signal ticket taken before its read.
+        var last: (batch: Feed.Batch, after: UInt64, ticket: UInt64)?
         var members: [UInt64: Subscriber] = [:]
         var task: Task<Void, Never>?
         /// When a member last joined: a group empty for an idle interval since then ends.
@@ -231,6 +233,18 @@ final class TailPush<Feed: TailFeed>: Sendable {
         return (tail, subscriber)
     }
 
+    /// The group's last pushed batch, if it was read after `after` and nothing changed in the scope since: exactly
+    /// what a read after `after` returns now. The hot path answers a long-poll that comes back one batch late (its
+    /// group moved on meanwhile) from it, as the router would from its own read. Nil when the signal may learn of
+    /// commits late (another node's), or there is no such batch.
+    func lastBatch(_ scope: Feed.Scope, after: UInt64) -> Feed.Batch? {
+        guard signal.publishesEveryCommitFirst,
+              let (key, last) = groups.withLock({ state in state.table[scope].flatMap { g in g.last.map { (g.key, $0) } } }),
+              last.after == after, signal.ticket(for: key) == last.ticket
+        else { return nil }
+        return last.batch
+    }
+
     /// Takes a member that joined with `joinAtTail` off the push path (its connection closed); it is released with
     /// `.cancelled` unless something released it first.
     func leave(_ scope: Feed.Scope, _ member: Subscriber) {
@@ -301,6 +315,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
                 guard group.cursor == cursor else { return nil }  // moved to a joiner's cursor meanwhile: read again
                 group.cursor = feed.next(batch)
                 group.tail = batch
+                group.last = (batch, cursor, ticket)
                 if ends {
                     state.table[scope] = nil
                     metrics.parked.subtract(group.members.count, ordering: .relaxed)
