@@ -351,10 +351,9 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             // Its socket fell behind, or a read failed: a task reads on for it, as the router's would.
             open.follower = follow(open, after: Offset(cursor), context: context)
             streaming = open
-        case .cancelled:
-            streaming = open  // the connection closed; `channelInactive` ends it
-            endStream(context: context)
         default:
+            // The close was pushed, the deadline passed, shutdown, or the connection closed (then only the gauge
+            // and the log change: `endStream` writes nothing to a closed channel).
             streaming = open
             endStream(context: context)
         }
