@@ -36,15 +36,25 @@ public struct StreamPath: Hashable, Sendable, CustomStringConvertible {
     public let slot: SlotName
 
     public init?(_ text: some StringProtocol) {
-        let bytes = text.utf8
+        var raw = String(text)
+        // On the contiguous bytes: generic `StringProtocol` index walks cost more than the check itself, and this runs
+        // on every request.
+        guard let slot = raw.withUTF8({ bytes in
+            Self.slotLength(bytes).map { String(decoding: UnsafeBufferPointer(rebasing: bytes[..<$0]), as: UTF8.self) }
+        }) else { return nil }
+        self.rawValue = raw
+        self.slot = SlotName(unchecked: slot)
+    }
+
+    /// The length of the path's slot, if the whole path is valid. One pass, no splitting: the slot up to the first
+    /// '/', then each segment non-empty, not '.' or '..', of segment bytes only.
+    private static func slotLength(_ bytes: UnsafeBufferPointer<UInt8>) -> Int? {
         guard bytes.count <= Self.maxLength else { return nil }
-        // One pass, no splitting: the slot up to the first '/', then each segment non-empty, not '.' or '..',
-        // of segment bytes only (this runs on every request).
         let slotEnd = bytes.firstIndex(of: UInt8(ascii: "/")) ?? bytes.endIndex
         guard SlotName.isValid(bytes[..<slotEnd]) else { return nil }
         if slotEnd != bytes.endIndex {
             var length = 0, dots = 0
-            for b in bytes[bytes.index(after: slotEnd)...] {
+            for b in bytes[(slotEnd + 1)...] {
                 if b == UInt8(ascii: "/") {
                     guard length > 0, dots != length || length > 2 else { return nil }
                     length = 0; dots = 0
@@ -56,8 +66,7 @@ public struct StreamPath: Hashable, Sendable, CustomStringConvertible {
             }
             guard length > 0, dots != length || length > 2 else { return nil }
         }
-        self.rawValue = String(text)
-        self.slot = SlotName(unchecked: String(text[..<slotEnd]))
+        return slotEnd
     }
 
     public var description: String { rawValue }

@@ -131,9 +131,9 @@ struct StreamsController: Sendable {
 
     /// `streamPath(_:)` from the request target's path (no query), for the hot path.
     static func streamPath(rawPath: some StringProtocol) throws -> StreamPath {
-        let raw = rawPath.dropFirst(prefix.count)
-        var decoded = String(raw)
-        if raw.utf8.contains(UInt8(ascii: "%")) {
+        let target = String(rawPath)
+        var decoded = String(target.utf8.dropFirst(prefix.utf8.count)) ?? ""
+        if decoded.utf8.contains(UInt8(ascii: "%")) {
             // An encoded slash would silently change which segments the path has: refuse it rather than guess.
             guard !decoded.lowercased().contains("%2f") else { throw ProtocolError.invalidStreamPath(decoded) }
             decoded = decoded.removingPercentEncoding ?? ""
@@ -148,19 +148,19 @@ struct StreamsController: Sendable {
     /// Whether a `/`-separated path has a segment that is exactly `__ds` (one pass over the bytes: this runs on every
     /// append on the hot path).
     static func holdsReservedSegment(_ path: String) -> Bool {
-        path.utf8.withContiguousStorageIfAvailable(holdsReservedSegment) ?? holdsReservedSegment(Array(path.utf8)[...])
+        var path = path
+        return path.withUTF8 { holdsReservedSegment($0) }
     }
 
-    private static func holdsReservedSegment(_ bytes: some RandomAccessCollection<UInt8>) -> Bool {
-        var start = bytes.startIndex
-        while bytes.distance(from: start, to: bytes.endIndex) >= 4 {
-            let next = { (k: Int) in bytes[bytes.index(start, offsetBy: k)] }
-            if next(0) == 0x5F, next(1) == 0x5F, next(2) == 0x64, next(3) == 0x73,
-               bytes.distance(from: start, to: bytes.endIndex) == 4 || next(4) == 0x2F {
+    private static func holdsReservedSegment(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        var start = 0
+        while bytes.count - start >= 4 {
+            if bytes[start] == 0x5F, bytes[start + 1] == 0x5F, bytes[start + 2] == 0x64, bytes[start + 3] == 0x73,
+               bytes.count - start == 4 || bytes[start + 4] == 0x2F {
                 return true
             }
             guard let slash = bytes[start...].firstIndex(of: 0x2F) else { return false }
-            start = bytes.index(after: slash)
+            start = slash + 1
         }
         return false
     }

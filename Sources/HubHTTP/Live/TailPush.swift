@@ -157,9 +157,13 @@ final class TailPush<Feed: TailFeed>: Sendable {
                     guard !Task.isCancelled, !subscriber.released.load(ordering: .acquiring) else { return false }
                     var retired: Group?
                     var group: Group
-                    if let existing = state.table[scope], existing.key == key {
-                        group = existing
-                        guard Self.canJoin(group, at: after) else { return false }
+                    if state.table[scope]?.key == key {
+                        // Taken out of the table, so it is the only owner of its members: adding one does not copy them all.
+                        group = state.table.removeValue(forKey: scope)!
+                        guard Self.canJoin(group, at: after) else {
+                            state.table[scope] = group
+                            return false
+                        }
                         if group.cursor != after {
                             // Nobody follows the old cursor: the group moves on to the joiner's (its dispatcher drops a
                             // batch read from the old one, and wakes for the commits in between).
@@ -218,13 +222,13 @@ final class TailPush<Feed: TailFeed>: Sendable {
                     deadline: ContinuousClock.Instant,
                     onRelease: @escaping @Sendable (Release) -> Void) -> (tail: Feed.Batch, member: Subscriber)? {
         let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
-            guard var group = state.table[scope], group.cursor == after, let tail = group.tail else { return nil }
+            guard state.table[scope]?.cursor == after, let tail = state.table[scope]?.tail else { return nil }
             state.nextID &+= 1
             let subscriber = Subscriber(id: state.nextID, channel: channel, delivery: delivery)
             subscriber.onRelease(onRelease)
-            group.members[subscriber.id] = subscriber
-            group.lastJoined = .now
-            state.table[scope] = group
+            // In place: a copy of the group would copy its members (every parked reader) on each join.
+            state.table[scope]!.members[subscriber.id] = subscriber
+            state.table[scope]!.lastJoined = .now
             metrics.parked.add(1, ordering: .relaxed)
             return (subscriber, tail)
         }
