@@ -95,6 +95,8 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                 })
             // Below every HTTP and WebSocket handler added from here on: the tail push writes pre-framed batches there.
             try channel.pipeline.syncOperations.addHandler(WireOutlet())
+            // Just above it, the hot path's own request reader: what it does not answer goes to the decoder below.
+            try hotPath?.addLane(to: channel.pipeline.syncOperations)
             var pipeline = NIOUpgradableHTTPServerPipelineConfiguration<Negotiated>(upgradeConfiguration: configuration)
             pipeline.enablePipelining = false
             pipeline.enableErrorHandling = false

@@ -402,50 +402,128 @@ enum RawHTTP {
         }
     }
 
-    private static func blockingExchange(port: Int, send: String, count: Int) throws -> [Response] {
-        let fd = try connectLoopback(port: port)
-        defer { close(fd) }
-        var timeout = timeval(tv_sec: 10, tv_usec: 0)
-        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
-        let bytes = Array(send.utf8)
+    /// How a response's body is framed.
+    enum Framing: Sendable {
+        /// By its Content-Length (none: empty).
+        case length
+        /// None: the answer to a HEAD.
+        case head
+        /// Chunked, read to its last chunk.
+        case chunked
+    }
+
+    /// Each request sent only after the answer to the one before, on one connection; and how many bytes arrived
+    /// beyond the last answer.
+    static func sequential(port: Int, _ requests: [(request: String, framing: Framing)]) async throws -> (responses: [Response], extra: Int) {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(with: Result {
+                    let fd = try connectLoopback(port: port)
+                    defer { close(fd) }
+                    var reader = Reader(fd: fd)
+                    var responses: [Response] = []
+                    for (request, framing) in requests {
+                        try send(request, to: fd)
+                        responses.append(try reader.response(framing))
+                    }
+                    // Anything more (a body sent after a HEAD answer, say) shows up within a short wait.
+                    var timeout = timeval(tv_sec: 0, tv_usec: 300_000)
+                    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+                    try? reader.fill()
+                    return (responses, reader.buffer.count)
+                })
+            }
+        }
+    }
+
+    private static func send(_ text: String, to fd: Int32) throws {
+        let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
             let n = bytes[sent...].withUnsafeBytes { write(fd, $0.baseAddress, $0.count) }
             guard n > 0 else { break }  // a server that refuses a body may close before it was all sent
             sent += n
         }
+    }
+
+    private static func blockingExchange(port: Int, send text: String, count: Int) throws -> [Response] {
+        let fd = try connectLoopback(port: port)
+        defer { close(fd) }
+        try send(text, to: fd)
+        var reader = Reader(fd: fd)
+        return try (0..<count).map { _ in try reader.response(.length) }
+    }
+
+    /// Reads responses off a blocking socket (10-s timeout), one at a time.
+    private struct Reader {
+        let fd: Int32
         var buffer: [UInt8] = []
-        var responses: [Response] = []
         var closed = false
-        func fill() throws {
+        var count = 0
+
+        init(fd: Int32) {
+            self.fd = fd
+            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        }
+
+        mutating func fill() throws {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(fd, &chunk, chunk.count)
             // A server that closes with a refused body unread resets the connection: that is a close too.
             if n == 0 || (n < 0 && errno == ECONNRESET) { closed = true; return }
-            guard n > 0 else { throw TestFailure("read failed or timed out (errno \(errno)) after \(responses.count) responses") }
+            guard n > 0 else { throw TestFailure("read failed or timed out (errno \(errno)) after \(count) responses") }
             buffer += chunk[..<n]
         }
-        while responses.count < count {
-            guard let end = find(Array("\r\n\r\n".utf8), in: buffer) else {
-                if closed { throw TestFailure("closed after \(responses.count) responses") }
-                try fill()
-                continue
+
+        mutating func response(_ framing: Framing) throws -> Response {
+            while true {
+                guard let end = RawHTTP.find(Array("\r\n\r\n".utf8), in: buffer) else {
+                    if closed { throw TestFailure("closed after \(count) responses") }
+                    try fill()
+                    continue
+                }
+                let lines = String(decoding: buffer[..<end], as: UTF8.self).components(separatedBy: "\r\n")
+                let status = Int(lines[0].split(separator: " ")[1]) ?? 0
+                let headers = lines.dropFirst().compactMap { line -> (String, String)? in
+                    guard let colon = line.firstIndex(of: ":") else { return nil }
+                    return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
+                }
+                if case .chunked = framing {
+                    buffer.removeFirst(end + 4)
+                    count += 1
+                    return Response(status: status, headers: headers, body: try chunkedBody())
+                }
+                let length = framing == .head ? 0 : Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
+                while buffer.count < end + 4 + length {
+                    if closed { throw TestFailure("closed inside a body") }
+                    try fill()
+                }
+                count += 1
+                defer { buffer.removeFirst(end + 4 + length) }
+                return Response(status: status, headers: headers, body: String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self))
             }
-            let lines = String(decoding: buffer[..<end], as: UTF8.self).components(separatedBy: "\r\n")
-            let status = Int(lines[0].split(separator: " ")[1]) ?? 0
-            let headers = lines.dropFirst().compactMap { line -> (String, String)? in
-                guard let colon = line.firstIndex(of: ":") else { return nil }
-                return (String(line[..<colon]), line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces))
-            }
-            let length = Int(headers.first { $0.0.lowercased() == "content-length" }?.1 ?? "0") ?? 0
-            while buffer.count < end + 4 + length {
-                if closed { throw TestFailure("closed inside a body") }
-                try fill()
-            }
-            responses.append(Response(status: status, headers: headers, body: String(decoding: buffer[(end + 4)..<(end + 4 + length)], as: UTF8.self)))
-            buffer.removeFirst(end + 4 + length)
         }
-        return responses
+
+        /// Chunks up to the last one (with no trailers), their data joined.
+        private mutating func chunkedBody() throws -> String {
+            var body: [UInt8] = []
+            while true {
+                guard let line = RawHTTP.find(Array("\r\n".utf8), in: buffer) else {
+                    if closed { throw TestFailure("closed inside a chunked body") }
+                    try fill()
+                    continue
+                }
+                guard let size = Int(String(decoding: buffer[..<line], as: UTF8.self), radix: 16) else { throw TestFailure("bad chunk size") }
+                while buffer.count < line + 2 + size + 2 {
+                    if closed { throw TestFailure("closed inside a chunk") }
+                    try fill()
+                }
+                body += buffer[(line + 2)..<(line + 2 + size)]
+                buffer.removeFirst(line + 2 + size + 2)
+                if size == 0 { return String(decoding: body, as: UTF8.self) }
+            }
+        }
     }
 
     /// Sends `request`, reads until `marker` arrived, closes the client's sending side (as a client that leaves

@@ -1,5 +1,6 @@
 import HTTPTypes
 import HubCore
+import HubProtocol
 import Logging
 import NIOCore
 import NIOHTTPTypes
@@ -10,6 +11,7 @@ public struct HotPath: Sendable {
     let limits: HTTPLimits
     let metrics: HubMetrics
     let logger: Logger
+    let commonFields = CommonResponseFields()
 
     public init(router: HotPathRouter, limits: HTTPLimits, metrics: HubMetrics, logger: Logger) {
         self.router = router; self.limits = limits; self.metrics = metrics; self.logger = logger
@@ -17,6 +19,11 @@ public struct HotPath: Sendable {
 
     /// A new handler for one connection.
     public func handler() -> HotPathHandler { HotPathHandler(self) }
+
+    /// Adds the connection's hot lane (`HotLane`): call where its HTTP/1 decoder will sit, above the socket (and TLS).
+    public func addLane(to pipeline: ChannelPipeline.SynchronousOperations) throws {
+        try pipeline.addHandler(HotLane())
+    }
 }
 
 /// The hot path on one HTTP/1.1 connection, between Hummingbird's HTTP codec and its request channel:
@@ -101,8 +108,40 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var inputClosed = false
     /// The open hot SSE response, while `state` is `.streaming`.
     private var streaming: Streaming?
+    /// The connection's byte-level reader, when it has one.
+    private var lane: HotLane?
+    /// The current hot request came from the lane: its response is written as bytes there, below the HTTP encoder.
+    private var viaLane = false
+    private var context: ChannelHandlerContext?
 
     init(_ hot: HotPath) { self.hot = hot }
+
+    public func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        lane = try? context.pipeline.syncOperations.handler(type: HotLane.self)
+        lane?.hotPath = self
+    }
+
+    // MARK: From the lane
+
+    /// Nothing is being read or answered on the connection: a request the lane read may be answered here.
+    var isQuiet: Bool {
+        if case .idle = state, routerPending == 0, held.isEmpty { true } else { false }
+    }
+
+    /// Takes a request the lane read (whole, with its body) when it is the hot path's; false when it is not (the lane
+    /// hands it to the decoder).
+    func takeFromLane(_ request: HTTPRequest, body: ByteBuffer?) -> Bool {
+        guard let context else { return false }
+        let route = hot.router.route(request, remoteAddress: context.channel.remoteAddress?.ipAddress)
+        if case .general = route { return false }
+        viaLane = true
+        hot.metrics.hotLaneRequest()
+        begin(request, route, context: context)
+        if let body { handle(.body(body), context: context) }
+        handle(.end(nil), context: context)
+        return true
+    }
 
     // MARK: Inbound
 
@@ -124,16 +163,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case (.idle, .head(let request)):
             let route = routerPending > 0 ? .general
                 : hot.router.route(request, remoteAddress: context.channel.remoteAddress?.ipAddress)
-            switch route {
-            case .general:
-                state = .general
-                routerPending += 1
-                context.fireChannelRead(wrapInboundOut(part))
-            case .streamAppend(let path, let tokenID):
-                state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
-            case .streamLiveRead(let poll, let tokenID):
-                state = .polling(Polling(request: request, poll: poll, tokenID: tokenID))
-            }
+            begin(request, route, context: context)
         case (.general, .end):
             state = .idle
             context.fireChannelRead(wrapInboundOut(part))
@@ -167,6 +197,19 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
     }
 
+    private func begin(_ request: HTTPRequest, _ route: HotPathRouter.Route, context: ChannelHandlerContext) {
+        switch route {
+        case .general:
+            state = .general
+            routerPending += 1
+            context.fireChannelRead(wrapInboundOut(.head(request)))
+        case .streamAppend(let path, let tokenID):
+            state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
+        case .streamLiveRead(let poll, let tokenID):
+            state = .polling(Polling(request: request, poll: poll, tokenID: tokenID))
+        }
+    }
+
     public func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if let event = event as? ChannelEvent, event == .inputClosed {
             inputClosed = true
@@ -181,6 +224,9 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     public func handlerRemoved(context: ChannelHandlerContext) {
+        lane?.hotPath = nil
+        lane = nil
+        self.context = nil
         // Off the push path at once, rather than at the next batch or keep-alive that fails to go out. Here rather
         // than in `channelInactive`, which Hummingbird's `HTTPConnectionStateHandler` (ahead of us) does not pass on;
         // a closed channel's handlers are all removed.
@@ -205,6 +251,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     public func read(context: ChannelHandlerContext) {
         switch state {
+        case .answering where viaLane:
+            context.read()  // the lane holds what comes meanwhile (bounded), and the socket stays registered for reads
         case .answering:
             readWanted = true  // no more input until this request is answered: bounded memory, ordered answers
         case .streaming where !held.isEmpty:
@@ -332,10 +380,19 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         // Through the HTTP encoder, which frames the response as chunked; the group's batches (already chunks) follow
         // below it, and the encoder writes the last chunk when the response ends here. The group's jobs for this
         // channel run after this one.
-        let head = responseHead(.ok, StreamReads.sseFields(joined.tail.result.info.contentType), to: polling.request, contentLength: nil)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
+        let fields = StreamReads.sseFields(joined.tail.result.info.contentType)
         let first = StreamReads.sseTailChunk(at: polling.poll.from, cursor: StreamReads.sseCursor(reads.cursors, floor: cursorFloor))
-        context.writeAndFlush(wrapOutboundOut(.body(first)), promise: nil)
+        if viaLane, let lane {
+            var bytes = ByteBuffer()
+            laneResponseHead(.ok, fields, to: polling.request, contentLength: nil, into: &bytes)
+            var chunk = WireFraming.httpChunk(first)
+            bytes.writeBuffer(&chunk)
+            lane.write(bytes, promise: nil)
+        } else {
+            let head = responseHead(.ok, fields, to: polling.request, contentLength: nil)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            context.writeAndFlush(wrapOutboundOut(.body(first)), promise: nil)
+        }
         if readWanted, held.isEmpty {
             readWanted = false
             context.read()
@@ -373,7 +430,11 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                     return loop.makeFailedFuture(ChannelError.ioOnClosedChannel)
                 }
                 let promise = loop.makePromise(of: Void.self)
-                context.writeAndFlush(handler.wrapOutboundOut(.body(chunk)), promise: promise)
+                if handler.viaLane, let lane = handler.lane {
+                    lane.write(WireFraming.httpChunk(chunk), promise: promise)
+                } else {
+                    context.writeAndFlush(handler.wrapOutboundOut(.body(chunk)), promise: promise)
+                }
                 return promise.futureResult
             }.get()
         }
@@ -401,19 +462,33 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             state = .closing
             return
         }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        if viaLane, let lane {
+            lane.write(ByteBuffer(string: HTTP1Wire.lastChunk), promise: nil)
+        } else {
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         if open.polling.request.headerFields[.connection]?.lowercased() == "close" || inputClosed {
             state = .closing
             held.removeAll()
             context.close(promise: nil)
+            finishLaneRequest()
             return
         }
         state = .idle
         resumeReading(context: context)
+        finishLaneRequest()
     }
 
     /// A request the hot path took but cannot answer goes to the router after all, as if it had been routed there.
     private func handOff(_ request: HTTPRequest, context: ChannelHandlerContext) {
+        if viaLane, let lane {
+            // From the lane: its bytes go to the decoder, which brings the request here again, to be routed afresh.
+            state = .idle
+            viaLane = false
+            lane.handBack()
+            resumeReading(context: context)
+            return
+        }
         state = .idle
         routerPending += 1
         context.fireChannelRead(wrapInboundOut(.head(request)))
@@ -434,10 +509,19 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
                          forceClose: Bool = false, context: ChannelHandlerContext) {
         let close = forceClose || request.headerFields[.connection]?.lowercased() == "close"
         hot.metrics.recordResponse(status: Int(status.code), hotPath: true)
-        let head = responseHead(status, fields, to: request, contentLength: status == .noContent ? nil : body?.readableBytes ?? 0, close: close)
-        context.write(wrapOutboundOut(.head(head)), promise: nil)
-        if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
-        context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        let contentLength = status == .noContent ? nil : body?.readableBytes ?? 0
+        if viaLane, let lane {
+            var bytes = ByteBuffer()
+            bytes.reserveCapacity(768 + (body?.readableBytes ?? 0))
+            laneResponseHead(status, fields, to: request, contentLength: contentLength, close: close, into: &bytes)
+            if var body { bytes.writeBuffer(&body) }
+            lane.write(bytes, promise: nil)
+        } else {
+            let head = responseHead(status, fields, to: request, contentLength: contentLength, close: close)
+            context.write(wrapOutboundOut(.head(head)), promise: nil)
+            if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
+            context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
+        }
         if close {
             state = .closing
             held.removeAll()
@@ -451,23 +535,43 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             } else {
                 context.close(promise: nil)
             }
+            finishLaneRequest()
             return
         }
         state = .idle
         resumeReading(context: context)
+        finishLaneRequest()
+    }
+
+    /// After the response to a request from the lane: the lane goes on to its next request.
+    private func finishLaneRequest() {
+        guard viaLane else { return }
+        viaLane = false
+        lane?.finished()
     }
 
     /// A response head as the router would send it: its headers, the ones every response carries, and the framing
     /// (`contentLength` nil: chunked, which the HTTP encoder adds).
     private func responseHead(_ status: HTTPResponse.Status, _ fields: HTTPFields, to request: HTTPRequest, contentLength: Int?,
                               close: Bool = false) -> HTTPResponse {
+        var fields = Self.ownFields(fields, contentLength: contentLength, close: close)
+        CommonResponseFields.add(to: &fields, method: request.method)
+        return HTTPResponse(status: status, headerFields: fields)
+    }
+
+    /// The same head as bytes, for a request from the lane (`contentLength` nil: chunked, framed by the caller).
+    private func laneResponseHead(_ status: HTTPResponse.Status, _ fields: HTTPFields, to request: HTTPRequest, contentLength: Int?,
+                                  close: Bool = false, into bytes: inout ByteBuffer) {
+        var fields = Self.ownFields(fields, contentLength: contentLength, close: close)
+        if contentLength == nil, status != .noContent { fields[.transferEncoding] = "chunked" }  // as the encoder adds it
+        HTTP1Wire.writeResponseHead(status, fields, common: hot.commonFields.encoded(for: request.method), into: &bytes)
+    }
+
+    private static func ownFields(_ fields: HTTPFields, contentLength: Int?, close: Bool) -> HTTPFields {
         var fields = fields
-        ResponseHeadersMiddleware.add(to: &fields, method: request.method)
-        fields[.date] = HTTPDate.now
-        fields[.server] = "hubd"
         if let contentLength { fields[.contentLength] = String(contentLength) }
         if close { fields[.connection] = "close" }
-        return HTTPResponse(status: status, headerFields: fields)
+        return fields
     }
 
     /// After an answer (or a hand-off): whatever a pipelining client sent meanwhile, in order (it may start another

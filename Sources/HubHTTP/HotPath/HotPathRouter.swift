@@ -117,7 +117,7 @@ public struct HotPathRouter: Sendable {
         }
         let text = { (bytes: Slice<UnsafeBufferPointer<UInt8>>) in String(decoding: bytes, as: UTF8.self) }
         guard let offset,
-              case let start?? = try? ReadStart.parse([text(offset)], required: true),
+              case let start? = try? ReadStart.parse([text(offset)], required: true),
               let path = try? StreamsController.streamPath(rawPath: text(target[..<question]))
         else { return nil }
         let from: Offset

@@ -19,6 +19,7 @@ public final class HubMetrics: Sendable {
     let redeliveries: Counter
     let retentionRemoved: Counter
     let hotPathResponses: Counter
+    let hotLaneRequests: Counter
     /// Open connections by transport, readable by the admin API (gauges cannot be read back).
     let openHTTP = Atomic<Int>(0), openSSE = Atomic<Int>(0), openLongPoll = Atomic<Int>(0), openWebSocket = Atomic<Int>(0)
     /// Subscribers (WebSocket, Durable Streams SSE) parked at the tail on the push path (no change-signal waiter each).
@@ -52,6 +53,8 @@ public final class HubMetrics: Sendable {
         retentionRemoved = registry.makeCounter(descriptor: Self.name("retention_removed_records", "total", "Records removed by slot retention sweeps."))
         hotPathResponses = registry.makeCounter(descriptor: Self.name("hot_path_responses", "total",
                                                                       "Responses written by the hot path (from the event loop, without the router)."))
+        hotLaneRequests = registry.makeCounter(descriptor: Self.name("hot_lane_requests", "total",
+                                                                     "Requests the hot path read off the connection itself, without the HTTP decoder."))
         deliveryLatency = registry.makeDurationHistogram(
             descriptor: Self.name("delivery_latency", "seconds", "From a message's commit to its write to a live reader (SSE and long-poll)."),
             buckets: [.milliseconds(1), .milliseconds(5), .milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100),
@@ -97,6 +100,8 @@ public final class HubMetrics: Sendable {
         }
         authFailure(reason).increment()
     }
+
+    func hotLaneRequest() { hotLaneRequests.increment() }
 
     func recordResponse(status: Int, hotPath: Bool = false) {
         responses[min(max(status / 100, 1), 5) - 1].increment()

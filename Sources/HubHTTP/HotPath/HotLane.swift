@@ -1,0 +1,205 @@
+import HTTPTypes
+import NIOCore
+
+/// The hot path's own HTTP/1.1 reader, on the bytes just above the socket (and TLS), below NIO's HTTP decoder:
+///
+///     socket ─ WireOutlet ─ HotLane ─ HTTP/1 codec ─ … ─ HotPathHandler ─ Hummingbird
+///
+/// A profile of 1000 long-pollers showed a fifth of the server's CPU in what every request pays before and after the
+/// hot path decides anything: llhttp's callbacks, NIO's request head, its conversion to HTTPTypes, four handlers'
+/// boxed parts each way, and the response encoder. So the lane reads each request's head itself (`HTTP1Wire`), and
+/// when the connection is quiet (`HotPathHandler.isQuiet`) offers the request to the hot path, which answers with
+/// bytes written here. Everything else goes up to the decoder as the exact bytes that came in, one whole request at
+/// a time, so the decoder always starts at a request boundary:
+/// - requests the hot path does not take (the general router's, or a live read that cannot join its push group now);
+/// - everything while the hot path is busy with a request that came through the decoder (it keeps their order);
+/// - the first request on a connection (the HTTP pipeline, with the hot path, is set up only after it: it may be an
+///   upgrade);
+/// - and, for the rest of the connection, anything the lane does not read (`HTTP1Wire.Scan.undelimited`).
+///
+/// Requests the lane answers never reach the decoder, the response encoder or Hummingbird's connection state, so none
+/// of them counts a request the lane answers. Graceful shutdown still waits for it: the quiesce event is held here
+/// until its response is written.
+final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+    typealias OutboundIn = IOData
+    typealias OutboundOut = IOData
+
+    /// The largest request body the lane collects itself; larger ones stream through the decoder.
+    static let maxBodyBytes = 64 * 1024
+
+    private enum Mode {
+        /// At a request boundary: `buffer` holds the start of the next request.
+        case scanning
+        /// Passing the rest of a request's body (this many bytes) to the decoder.
+        case forwarding(Int)
+        /// The decoder reads everything from here on.
+        case passThrough
+    }
+
+    private var mode = Mode.scanning
+    private var buffer = ByteBuffer()
+    /// The connection's hot path, once the first request set up the HTTP pipeline (`HotPathHandler.handlerAdded`).
+    var hotPath: HotPathHandler?
+    private var context: ChannelHandlerContext?
+    /// The bytes of the request the hot path is answering from the lane (kept to hand it to the decoder after all).
+    private var taken: ByteBuffer?
+    /// Set while `drain` runs, so that the hot path's calls back into the lane from inside it do not drain again.
+    private var draining = false
+    private var handBackPending = false
+    private var readWanted = false
+    private var heldQuiesce: Any?
+
+    func handlerAdded(context: ChannelHandlerContext) { self.context = context }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        self.context = nil
+        hotPath = nil
+    }
+
+    // MARK: Inbound
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var bytes = unwrapInboundIn(data)
+        switch mode {
+        case .passThrough:
+            context.fireChannelRead(data)
+        case .forwarding(let remaining) where buffer.readableBytes == 0 && bytes.readableBytes <= remaining:
+            mode = remaining == bytes.readableBytes ? .scanning : .forwarding(remaining - bytes.readableBytes)
+            context.fireChannelRead(data)
+        default:
+            buffer.writeBuffer(&bytes)
+            drain(context: context, inRead: true)
+        }
+    }
+
+    func channelReadComplete(context: ChannelHandlerContext) {
+        context.fireChannelReadComplete()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ChannelShouldQuiesceEvent, taken != nil {
+            heldQuiesce = event  // Hummingbird's connection state does not know of the lane's request: wait for its answer
+            return
+        }
+        if let event = event as? ChannelEvent, event == .inputClosed, buffer.readableBytes > 0 {
+            // An unfinished request at the client's end of input: the decoder says what is wrong with it.
+            mode = .passThrough
+            forward(buffer.readSlice(length: buffer.readableBytes)!, context: context)
+            context.fireChannelReadComplete()
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    /// Hands on whole requests (or answers them) while the bytes at the front can be delimited.
+    private func drain(context: ChannelHandlerContext, inRead: Bool) {
+        guard !draining else { return }
+        draining = true
+        defer { draining = false }
+        var forwarded = false
+        loop: while buffer.readableBytes > 0, taken == nil {
+            switch mode {
+            case .passThrough:
+                forward(buffer.readSlice(length: buffer.readableBytes)!, context: context)
+                forwarded = true
+            case .forwarding(let remaining):
+                let length = min(remaining, buffer.readableBytes)
+                forward(buffer.readSlice(length: length)!, context: context)
+                forwarded = true
+                mode = length == remaining ? .scanning : .forwarding(remaining - length)
+            case .scanning:
+                switch HTTP1Wire.scan(buffer) {
+                case .incomplete:
+                    break loop
+                case .undelimited:
+                    mode = .passThrough
+                case .request(let head):
+                    let total = head.headLength + head.contentLength
+                    if let request = head.request, let hotPath, hotPath.isQuiet, head.contentLength <= Self.maxBodyBytes {
+                        guard buffer.readableBytes >= total else { break loop }  // the rest of the body is on its way
+                        let bytes = buffer.readSlice(length: total)!
+                        taken = bytes
+                        let body = head.contentLength > 0 ? bytes.getSlice(at: bytes.readerIndex + head.headLength, length: head.contentLength) : nil
+                        if hotPath.takeFromLane(request, body: body) {
+                            if handBackPending {
+                                handBackPending = false
+                                forward(taken.take()!, context: context)
+                                forwarded = true
+                            }
+                            continue loop
+                        }
+                        taken = nil
+                        forward(bytes, context: context)
+                    } else {
+                        let now = min(total, buffer.readableBytes)
+                        forward(buffer.readSlice(length: now)!, context: context)
+                        if now < total { mode = .forwarding(total - now) }
+                    }
+                    forwarded = true
+                }
+            }
+        }
+        // What was handed on reaches the router's request stream at the end of a read; outside one, end it here.
+        if forwarded, !inRead { context.fireChannelReadComplete() }
+        if readWanted, buffer.readableBytes < HTTP1Wire.maxHeadBytes + Self.maxBodyBytes {
+            readWanted = false
+            context.read()
+        }
+    }
+
+    private func forward(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        context.fireChannelRead(wrapInboundOut(bytes))
+    }
+
+    // MARK: Calls from the hot path
+
+    /// The request taken from the lane is answered (or its response ended): on to the next.
+    func finished() {
+        taken = nil
+        afterTaken()
+    }
+
+    /// The hot path cannot answer the request it took after all: the decoder reads it, and the router answers.
+    func handBack() {
+        guard taken != nil else { return }
+        if draining {
+            handBackPending = true  // `drain` hands it on when the hot path returns
+            return
+        }
+        guard let context else { return }
+        forward(taken.take()!, context: context)
+        context.fireChannelReadComplete()
+        afterTaken()
+    }
+
+    private func afterTaken() {
+        guard let context else { return }
+        if let quiesce = heldQuiesce.take() { context.fireUserInboundEventTriggered(quiesce) }
+        drain(context: context, inRead: false)
+    }
+
+    /// Writes bytes framed by the hot path for the request it took.
+    func write(_ bytes: ByteBuffer, promise: EventLoopPromise<Void>?) {
+        guard let context else {
+            promise?.fail(ChannelError.ioOnClosedChannel)
+            return
+        }
+        context.writeAndFlush(wrapOutboundOut(.byteBuffer(bytes)), promise: promise)
+    }
+
+    // MARK: Outbound
+
+    func read(context: ChannelHandlerContext) {
+        // Bounded: no more than a request's worth waits here (the hot path pauses reads itself while it answers; an open
+        // SSE response keeps reading, to see its client leave).
+        if buffer.readableBytes >= HTTP1Wire.maxHeadBytes + Self.maxBodyBytes {
+            readWanted = true
+            return
+        }
+        context.read()
+    }
+}
+
+@available(*, unavailable)
+extension HotLane: Sendable {}
