@@ -31,8 +31,11 @@ struct HotLaneTests {
         guard case .request(let head) = scan(post) else { Issue.record("not a request"); return }
         #expect(head.headLength == post.utf8.count - 5 && head.contentLength == 5 && head.request?.method == .post)
         #expect(scan("GET /v1/stream/a?offset=-1&live=sse HTTP/1.1\r\n\r\n") != .undelimited, "a head with no fields")
+        guard case .request(let health) = scan("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n") else { Issue.record("health"); return }
+        #expect(health.request?.path == "/healthz")
         for text in ["PUT /v1/stream/a HTTP/1.1\r\nContent-Length: 2\r\n\r\n{}", "HEAD /v1/stream/a HTTP/1.1\r\n\r\n",
-                     "GET /v1/stream/a HTTP/1.0\r\n\r\n", "GET /healthz HTTP/1.1\r\n\r\n", "GET /v1/streams HTTP/1.1\r\n\r\n"] {
+                     "GET /v1/stream/a HTTP/1.0\r\n\r\n", "POST /healthz HTTP/1.1\r\n\r\n", "GET /healthz?x HTTP/1.1\r\n\r\n",
+                     "GET /v1/streams HTTP/1.1\r\n\r\n"] {
             guard case .request(let head) = scan(text) else { Issue.record("not delimited: \(text)"); continue }
             #expect(head.request == nil, "\(text)")
         }
@@ -152,6 +155,24 @@ struct HotLaneTests {
             #expect(events.contains("event: data\ndata:[2]\n") && events.contains(#""streamClosed":true"#), "\(events)")
             #expect(responses[2].body == "[1,2]")
             #expect(try await laneRequests(hub) - before == 1, "the SSE read (the catch-up reads are the router's)")
+        }
+    }
+
+    @Test("GET /healthz on the hot path: the router's answer; anonymous callers count against the address's rate with tokens")
+    func health() async throws {
+        let health = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n", routed = "GET /healthz?via=router HTTP/1.1\r\nHost: x\r\n\r\n"
+        try await withRunningHub { hub in
+            let before = try await laneRequests(hub)
+            let (responses, _) = try await RawHTTP.sequential(port: hub.port, [(health, .length), (health, .length), (routed, .length)])
+            #expect(responses.map(\.status) == [200, 200, 200] && Set(responses.map(\.body)) == [#"{"status":"ok"}"#])
+            let names = { (r: RawHTTP.Response) in r.headers.map { "\($0.0.lowercased())" }.filter { $0 != "date" }.sorted() }
+            #expect(names(responses[1]) == names(responses[2]), "the same fields as the router's")
+            #expect(try await laneRequests(hub) - before == 1, "the second, on a quiet connection")
+        }
+        // With tokens, an anonymous health check is limited per address as on the router: the burst, then 429.
+        try await withRunningHub({ $0.auth = .tokens; $0.rateLimitAddress = 1 }) { hub in  // a burst of 2, then one a second
+            let (responses, _) = try await RawHTTP.sequential(port: hub.port, [(health, .length), (health, .length), (health, .length)])
+            #expect(responses.map(\.status) == [200, 200, 429])
         }
     }
 

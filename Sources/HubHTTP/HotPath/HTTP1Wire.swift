@@ -25,7 +25,8 @@ enum HTTP1Wire {
     struct Head: Equatable {
         let headLength: Int
         let contentLength: Int
-        /// The request, for `GET` and `POST` in HTTP/1.1 on a stream path (what the hot path may take); nil otherwise.
+        /// The request, for `GET` and `POST` in HTTP/1.1 on a stream path, and `GET /healthz` (what the hot path may
+        /// take); nil otherwise.
         let request: HTTPRequest?
     }
 
@@ -47,8 +48,9 @@ enum HTTP1Wire {
         let isHTTP11 = version.elementsEqual("HTTP/1.1".utf8)
         guard isHTTP11 || version.elementsEqual("HTTP/1.0".utf8) else { return .undelimited }
         let method = bytes[0..<space1], target = bytes[(space1 + 1)..<space2]
-        let wanted = isHTTP11 && (method.elementsEqual("GET".utf8) || method.elementsEqual("POST".utf8))
-            && target.starts(with: StreamsController.prefix.utf8)
+        let isGet = method.elementsEqual("GET".utf8)
+        let wanted = isHTTP11 && (isGet || method.elementsEqual("POST".utf8))
+            && (target.starts(with: StreamsController.prefix.utf8) || (isGet && target.elementsEqual(HotPathRouter.health.utf8)))
         var fields = HTTPFields()
         var authority: String?
         var contentLength: Int?

@@ -81,6 +81,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private enum State {
         case idle
+        /// A health check's head, waiting for its end.
+        case health(HTTPRequest, tokenID: String)
         /// The current request's parts go to the router.
         case general
         case collecting(Collecting)
@@ -183,6 +185,11 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case (.collecting(let collecting), .end):
             state = .answering
             append(collecting, context: context)
+        case (.health(let request, let tokenID), .end):
+            state = .answering
+            let started = hot.logger.logLevel <= .debug ? ContinuousClock.now : nil
+            respond(.ok, HealthController.okFields, body: HealthController.okBody, to: request, context: context)
+            if let started { logRequest(request, tokenID: tokenID, since: started) }
         case (.polling(let polling), .end):
             state = .answering
             switch polling.poll.mode {
@@ -207,6 +214,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
         case .streamLiveRead(let poll, let tokenID):
             state = .polling(Polling(request: request, poll: poll, tokenID: tokenID))
+        case .health(let tokenID):
+            state = .health(request, tokenID: tokenID)
         }
     }
 

@@ -21,6 +21,8 @@ public struct HotPathRouter: Sendable {
         case streamAppend(StreamPath, tokenID: String)
         /// `GET /v1/stream/{path}?offset=…&live=long-poll|sse[&cursor=…]`, authorized for `tokenID`.
         case streamLiveRead(LiveRead, tokenID: String)
+        /// `GET /healthz`, admitted by the rate limits for `tokenID` (`-` when anonymous).
+        case health(tokenID: String)
     }
 
     /// A live read's request, as the router would parse it.
@@ -46,7 +48,14 @@ public struct HotPathRouter: Sendable {
 
     /// Where `request` goes. A hot route has passed authentication, authorization and the token's rate limit.
     func route(_ request: HTTPRequest, remoteAddress: @autoclosure () -> String?) -> Route {
-        guard let target = request.path, target.hasPrefix(StreamsController.prefix), request.headerFields[.expect] == nil else { return .general }
+        guard let target = request.path, request.headerFields[.expect] == nil else { return .general }
+        if target == Self.health {
+            guard request.method == .get, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
+                  let tokenID = admitted(request, remoteAddress())
+            else { return .general }
+            return .health(tokenID: tokenID)
+        }
+        guard target.hasPrefix(StreamsController.prefix) else { return .general }
         switch request.method {
         case .post:
             guard appender != nil,
@@ -64,6 +73,21 @@ public struct HotPathRouter: Sendable {
         default:
             return .general
         }
+    }
+
+    static let health = "/healthz"
+
+    /// The caller's token id (`-` when anonymous) when the event loop can admit a request that needs no grant, as
+    /// `AuthMiddleware` would: within the token's rate, or the address's for an anonymous caller.
+    private func admitted(_ request: HTTPRequest, _ remoteAddress: String?) -> String? {
+        guard auth.configuration.mode == .tokens else { return "open" }
+        guard let authorization = request.headerFields[.authorization] else {
+            return auth.addressLimiter.take(remoteAddress ?? "unknown") == nil ? "-" : nil
+        }
+        guard let grant = auth.cachedGrant(authorization: authorization, address: remoteAddress),
+              auth.tokenLimiter.take(grant.tokenID) == nil
+        else { return nil }
+        return grant.tokenID
     }
 
     /// The caller's token id when the event loop can admit it on its own: a cached grant for `scope` on `path`,
