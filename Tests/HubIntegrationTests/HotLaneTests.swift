@@ -1,3 +1,4 @@
+import Foundation
 import HTTPTypes
 @testable import HubHTTP
 import HubTestSupport
@@ -176,9 +177,62 @@ struct HotLaneTests {
         }
     }
 
+    @Test("a long-poll from the lane whose client ends its input after sending it still gets its answer")
+    func halfClosedPoll() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [textType], body: "a").header("stream-next-offset"))
+            let connection = try RawConnection(port: hub.port)
+            try await connection.exchange("GET /v1/stream/\(p)?offset=-1 HTTP/1.1\r\nHost: x\r\n\r\n")  // sets the connection up
+            let before = try await laneRequests(hub)
+            try await connection.send("GET /v1/stream/\(p)?offset=\(tail)&live=long-poll HTTP/1.1\r\nHost: x\r\n\r\n", thenHalfClose: true)
+            try await hub.untilWaiting(1)
+            #expect(try await hub.post(p, [textType], body: "b").status == 204)
+            let answer = try await connection.response()
+            #expect(answer.status == 200 && answer.body == "b")
+            #expect(try await laneRequests(hub) - before == 1)
+        }
+    }
+
     private func laneRequests(_ hub: RunningHub) async throws -> Int {
         let text = try await hub.client.request(.GET, "/metrics").text
         let line = text.split(separator: "\n").first { $0.hasPrefix("hub_hot_lane_requests_total ") }
         return Int(line?.split(separator: " ").last ?? "0") ?? 0
+    }
+}
+
+/// One blocking client connection, driven step by step (off the cooperative pool).
+final class RawConnection: @unchecked Sendable {
+    private let fd: Int32
+    private var reader: RawHTTP.Reader
+
+    init(port: Int) throws {
+        fd = try connectLoopback(port: port)
+        reader = RawHTTP.Reader(fd: fd)
+    }
+
+    deinit { close(fd) }
+
+    func send(_ text: String, thenHalfClose: Bool = false) async throws {
+        try await blocking {
+            try RawHTTP.send(text, to: self.fd)
+            if thenHalfClose { shutdown(self.fd, Int32(SHUT_WR)) }
+        }
+    }
+
+    func response(_ framing: RawHTTP.Framing = .length) async throws -> RawHTTP.Response {
+        try await blocking { try self.reader.response(framing) }
+    }
+
+    @discardableResult
+    func exchange(_ text: String, _ framing: RawHTTP.Framing = .length) async throws -> RawHTTP.Response {
+        try await send(text)
+        return try await response(framing)
+    }
+
+    private func blocking<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue.global().async { continuation.resume(with: Result { try work() }) }
+        }
     }
 }

@@ -351,6 +351,13 @@ struct HotPathTests {
         return (line?.split(separator: " ").last).flatMap { Double($0) }.map { Int($0) } ?? -1
     }
 
+    @Test("the cursor's jitter: 1 to 3600 seconds, spread out")
+    func cursorJitter() {
+        let draws = (0..<2000).map { _ in StreamReads.jitterSeconds() }
+        #expect(draws.allSatisfy { (1...3600).contains($0) })
+        #expect(Set(draws).count > 1000 && draws.min()! < 200 && draws.max()! > 3400)
+    }
+
     @Test("the hot path takes only live reads it can answer as the router would; the rest go to the router")
     func liveReadTargets() {
         let offset = "00000000000000000003"
@@ -436,7 +443,7 @@ enum RawHTTP {
         }
     }
 
-    private static func send(_ text: String, to fd: Int32) throws {
+    static func send(_ text: String, to fd: Int32) throws {
         let bytes = Array(text.utf8)
         var sent = 0
         while sent < bytes.count {
@@ -455,7 +462,7 @@ enum RawHTTP {
     }
 
     /// Reads responses off a blocking socket (10-s timeout), one at a time.
-    private struct Reader {
+    struct Reader {
         let fd: Int32
         var buffer: [UInt8] = []
         var closed = false

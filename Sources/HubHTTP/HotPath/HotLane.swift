@@ -50,6 +50,10 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var handBackPending = false
     private var readWanted = false
     private var heldQuiesce: Any?
+    /// The client ended its input while a request from the lane was being answered: its event waits for the answer
+    /// (Hummingbird closes a connection whose input ended and that it sees idle). The hot path pauses reads while it
+    /// answers, so this is rare: input that arrived in the same read as the request.
+    private var inputEnded = false
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -79,17 +83,30 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
-        if event is ChannelShouldQuiesceEvent, taken != nil {
+        if event is ChannelShouldQuiesceEvent, holdsRequest {
             heldQuiesce = event  // Hummingbird's connection state does not know of the lane's request: wait for its answer
             return
         }
-        if let event = event as? ChannelEvent, event == .inputClosed, buffer.readableBytes > 0 {
+        if let event = event as? ChannelEvent, event == .inputClosed {
+            // An open SSE response sees it at once: its reader left.
+            if taken != nil, hotPath?.isStreaming != true {
+                inputEnded = true
+            } else {
+                endInput(context: context)
+            }
+            return
+        }
+        context.fireUserInboundEventTriggered(event)
+    }
+
+    private func endInput(context: ChannelHandlerContext) {
+        if buffer.readableBytes > 0 {
             // An unfinished request at the client's end of input: the decoder says what is wrong with it.
             mode = .passThrough
             forward(buffer.readSlice(length: buffer.readableBytes)!, context: context)
             context.fireChannelReadComplete()
         }
-        context.fireUserInboundEventTriggered(event)
+        context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
 
     /// Hands on whole requests (or answers them) while the bytes at the front can be delimited.
@@ -142,6 +159,11 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         }
         // What was handed on reaches the router's request stream at the end of a read; outside one, end it here.
         if forwarded, !inRead { context.fireChannelReadComplete() }
+        if inputEnded, taken == nil {
+            inputEnded = false
+            endInput(context: context)
+        }
+        if heldQuiesce != nil, !holdsRequest { context.fireUserInboundEventTriggered(heldQuiesce.take()!) }
         if readWanted, buffer.readableBytes < HTTP1Wire.maxHeadBytes + Self.maxBodyBytes {
             readWanted = false
             context.read()
@@ -175,8 +197,14 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
 
     private func afterTaken() {
         guard let context else { return }
-        if let quiesce = heldQuiesce.take() { context.fireUserInboundEventTriggered(quiesce) }
         drain(context: context, inRead: false)
+    }
+
+    /// A request is being answered from the lane, or part of one waits here for the rest.
+    private var holdsRequest: Bool {
+        if taken != nil { return true }
+        if case .scanning = mode { return buffer.readableBytes > 0 }
+        return false
     }
 
     /// Writes bytes framed by the hot path for the request it took.
@@ -191,8 +219,7 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     // MARK: Outbound
 
     func read(context: ChannelHandlerContext) {
-        // Bounded: no more than a request's worth waits here (the hot path pauses reads itself while it answers; an open
-        // SSE response keeps reading, to see its client leave).
+        // Bounded: no more than a request's worth waits here while the hot path answers one from the lane.
         if buffer.readableBytes >= HTTP1Wire.maxHeadBytes + Self.maxBodyBytes {
             readWanted = true
             return

@@ -126,6 +126,11 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     // MARK: From the lane
 
+    /// A hot SSE response is open.
+    var isStreaming: Bool {
+        if case .streaming = state { true } else { false }
+    }
+
     /// Nothing is being read or answered on the connection: a request the lane read may be answered here.
     var isQuiet: Bool {
         if case .idle = state, routerPending == 0, held.isEmpty { true } else { false }

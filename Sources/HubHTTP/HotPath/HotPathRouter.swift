@@ -37,6 +37,8 @@ public struct HotPathRouter: Sendable {
     let appender: (any AppendSubmitting)?
     let auth: Authenticator
     let reads: StreamReads?
+    /// Whether there are `reads` (asked per request: testing the optional itself copies the whole struct).
+    private let hasReads: Bool
 
     /// - Parameter store: the hot path appends only through a store that takes appends from an event loop.
     /// - Parameter reads: the router's read modes, whose push groups the hot path's long-polls join (nil: none).
@@ -44,6 +46,7 @@ public struct HotPathRouter: Sendable {
         appender = store as? any AppendSubmitting
         self.auth = auth
         self.reads = reads
+        hasReads = reads != nil
     }
 
     /// Where `request` goes. A hot route has passed authentication, authorization and the token's rate limit.
@@ -65,7 +68,7 @@ public struct HotPathRouter: Sendable {
             else { return .general }
             return .streamAppend(path, tokenID: tokenID)
         case .get:
-            guard reads != nil, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
+            guard hasReads, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
                   let read = Self.liveRead(target),
                   let tokenID = authorized(.read, on: read.path, request, remoteAddress())
             else { return .general }

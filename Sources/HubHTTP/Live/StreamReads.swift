@@ -5,6 +5,7 @@ import HubProtocol
 import Hummingbird
 import NIOCore
 import Prometheus
+import Synchronization
 
 /// The three read modes of Durable Streams §7 over one read path: every mode reads from its own offset with
 /// `store.read`, and live modes wait on the `ChangeSignal` (which carries no data) between reads.
@@ -291,7 +292,19 @@ public struct StreamReads: Sendable {
 
     /// The `Stream-Cursor` for a reader that sent `client` (Durable Streams §8: never behind the client's).
     func cursor(client: String?) -> String {
-        cursors.cursor(nowMilliseconds: Self.nowMs, client: client, jitterSeconds: Int.random(in: 1...3600))
+        cursors.cursor(nowMilliseconds: Self.nowMs, client: client, jitterSeconds: Self.jitterSeconds())
+    }
+
+    /// SplitMix64 over one shared counter: the cursor's jitter only spreads clients apart, and `Int.random` costs a
+    /// `getrandom` system call per long-poll answer.
+    private static let jitterState = Atomic<UInt64>(UInt64.random(in: .min ... .max))
+
+    static func jitterSeconds() -> Int {
+        var z = jitterState.wrappingAdd(0x9E37_79B9_7F4A_7C15, ordering: .relaxed).newValue
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Int(z % 3600) + 1
     }
 
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
