@@ -12,6 +12,7 @@ let hummingbirdCore: Target.Dependency = .product(name: "HummingbirdCore", packa
 let hummingbirdTesting: Target.Dependency = .product(name: "HummingbirdTesting", package: "hummingbird")
 let nioCore: Target.Dependency = .product(name: "NIOCore", package: "swift-nio")
 let nioPosix: Target.Dependency = .product(name: "NIOPosix", package: "swift-nio")
+let nioEmbedded: Target.Dependency = .product(name: "NIOEmbedded", package: "swift-nio")
 let nioConcurrencyHelpers: Target.Dependency = .product(name: "NIOConcurrencyHelpers", package: "swift-nio")
 let nioHTTP1: Target.Dependency = .product(name: "NIOHTTP1", package: "swift-nio")
 let nioWebSocket: Target.Dependency = .product(name: "NIOWebSocket", package: "swift-nio")
@@ -83,6 +84,6 @@ let package = Package(
         .testTarget(name: "HubAuthTests", dependencies: ["HubAuth"]),
         .testTarget(name: "HubStoreContractTests", dependencies: ["HubTestSupport", "HubSQLite", "HubPostgres", "CSQLite", logging]),
         .testTarget(name: "HubCtlTests", dependencies: ["HubTestSupport", "HubCtl", "HubServer", "HubSQLite", "CSQLite", "HubProtocol", "HubCore", webSocketClient, logging]),
-        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubAuth", "HubCore", "HubPostgres", "HubProtocol", nioCore, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
+        .testTarget(name: "HubIntegrationTests", dependencies: ["HubTestSupport", "HubServer", "HubHTTP", "HubAuth", "HubCore", "HubPostgres", "HubProtocol", nioCore, nioEmbedded, nioHTTP1, nioWebSocket, webSocketClient, webSocketCompression]),
     ]
 )

@@ -11,7 +11,8 @@
 # store    store-only appends (no HTTP): StoreBench
 # leave    resident memory after 1000 SSE subscribers leave (two rounds, then 35 s idle)
 # auth     the same publish run with --auth open and with --auth tokens and a minted token (auth overhead)
-# Server and load generator are pinned to CPU 0 and CPU 1 (SERVER_CPUS / LOADGEN_CPUS).
+# Server and load generator are pinned to CPU 0 and CPU 1 (SERVER_CPUS / LOADGEN_CPUS). HUBD=path runs another
+# hubd binary (a copy of an earlier build, to compare) in the scenarios this script starts itself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH=${BENCH:-$(cd ../shared/bench && pwd)}
@@ -22,7 +23,7 @@ LG=$BENCH/loadgen/bin/loadgen
 [ -x "$LG" ] || "$BENCH/loadgen/build.sh"
 swift build -c release --product hubd >/dev/null
 swift build -c release --product StoreBench >/dev/null
-HUBD=$PWD/.build/release/hubd
+HUBD=${HUBD:-$PWD/.build/release/hubd}
 PORT=24480
 
 start_hubd() { # data-dir [extra args]

@@ -3,6 +3,7 @@ import HTTPTypes
 @testable import HubHTTP
 import HubTestSupport
 import NIOCore
+import NIOEmbedded
 import Testing
 
 /// The hot lane (`HotLane`, `HTTP1Wire`): the bytes it reads and writes, and a real hub's connections that mix
@@ -77,6 +78,34 @@ struct HotLaneTests {
         var buffer = ByteBuffer()
         HTTP1Wire.writeResponseHead(.noContent, fields, common: ByteBuffer(string: "Server: hubd\r\n"), into: &buffer)
         #expect(String(buffer: buffer) == "HTTP/1.1 204 No Content\r\nContent-Type: text/plain\r\nStream-Next-Offset: 00000000000000000001\r\nServer: hubd\r\n\r\n")
+    }
+
+    // MARK: The lane on its own
+
+    @Test("without a hot path, every byte goes up unchanged, whole requests at a time, however the reads split them; nothing is kept between reads")
+    func forwardsExactBytes() throws {
+        let lane = HotLane()
+        let channel = EmbeddedChannel(handler: lane)
+        var wire = ""
+        for i in 0..<300 {
+            let body = String(repeating: "x", count: i * 7 % 2000)
+            wire += i % 3 == 0 ? "GET /v1/stream/a?offset=-1 HTTP/1.1\r\nHost: h\r\n\r\n"
+                : "POST /v1/stream/a HTTP/1.1\r\nHost: h\r\nContent-Length: \(body.utf8.count)\r\n\r\n\(body)"
+        }
+        wire += "POST /v1/stream/a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n1\r\nz\r\n0\r\n\r\nGET /after HTTP/1.1\r\n\r\n"
+        let bytes = Array(wire.utf8)
+        var generator = SystemRandomNumberGenerator()
+        var sent = 0, received: [UInt8] = [], largest = 0
+        while sent < bytes.count {
+            let n = min(bytes.count - sent, Int.random(in: 1...3000, using: &generator))
+            try channel.writeInbound(ByteBuffer(bytes: bytes[sent..<(sent + n)]))
+            sent += n
+            while let part = try channel.readInbound(as: ByteBuffer.self) { received += part.readableBytesView }
+            largest = max(largest, lane.bufferCapacity)
+        }
+        #expect(received == bytes)
+        #expect(largest <= 64 * 1024, "the lane keeps at most what one read or one pending request needs: \(largest)")
+        _ = try channel.finish()
     }
 
     // MARK: On a hub

@@ -38,12 +38,14 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         case passThrough
     }
 
+    private static let empty = ByteBuffer()
     private var mode = Mode.scanning
-    private var buffer = ByteBuffer()
+    private var buffer = HotLane.empty
     /// The connection's hot path, once the first request set up the HTTP pipeline (`HotPathHandler.handlerAdded`).
     var hotPath: HotPathHandler?
     private var context: ChannelHandlerContext?
-    /// The bytes of the request the hot path is answering from the lane (kept to hand it to the decoder after all).
+    /// The request the hot path is answering from the lane: a copy of a live read's bytes, to hand it to the decoder
+    /// if the push cannot take it after all; empty for an append (which is always answered here).
     private var taken: ByteBuffer?
     /// Set while `drain` runs, so that the hot path's calls back into the lane from inside it do not drain again.
     private var draining = false
@@ -54,6 +56,9 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     /// (Hummingbird closes a connection whose input ended and that it sees idle). The hot path pauses reads while it
     /// answers, so this is rare: input that arrived in the same read as the request.
     private var inputEnded = false
+
+    /// How many bytes the lane's buffer can hold now (what it keeps between reads; for tests).
+    var bufferCapacity: Int { buffer.capacity }
 
     func handlerAdded(context: ChannelHandlerContext) { self.context = context }
 
@@ -73,7 +78,11 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
             mode = remaining == bytes.readableBytes ? .scanning : .forwarding(remaining - bytes.readableBytes)
             context.fireChannelRead(data)
         default:
-            buffer.writeBuffer(&bytes)
+            if buffer.readableBytes == 0 {
+                buffer = bytes  // no copy; and nothing of earlier reads is kept (a buffer only appended to grows for ever)
+            } else {
+                buffer.writeBuffer(&bytes)
+            }
             drain(context: context, inRead: true)
         }
     }
@@ -136,7 +145,8 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
                     if let request = head.request, let hotPath, hotPath.isQuiet, head.contentLength <= Self.maxBodyBytes {
                         guard buffer.readableBytes >= total else { break loop }  // the rest of the body is on its way
                         let bytes = buffer.readSlice(length: total)!
-                        taken = bytes
+                        // Its own small copy: a slice would hold the whole read buffer while the poll waits.
+                        taken = request.method == .get ? ByteBuffer(buffer: bytes) : Self.empty
                         let body = head.contentLength > 0 ? bytes.getSlice(at: bytes.readerIndex + head.headLength, length: head.contentLength) : nil
                         if hotPath.takeFromLane(request, body: body) {
                             if handBackPending {
@@ -157,6 +167,8 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
                 }
             }
         }
+        // Nothing of the last read is kept once it is consumed (NIO reuses its read buffer only when nobody holds it).
+        if buffer.readableBytes == 0 { buffer = Self.empty }
         // What was handed on reaches the router's request stream at the end of a read; outside one, end it here.
         if forwarded, !inRead { context.fireChannelReadComplete() }
         if inputEnded, taken == nil {
