@@ -17,8 +17,9 @@ import NIOCore
 ///   upgrade);
 /// - and, for the rest of the connection, anything the lane does not read (`HTTP1Wire.Scan.undelimited`).
 ///
-/// Requests the lane answers never reach the decoder, the response encoder or Hummingbird's connection state, so none
-/// of them counts a request the lane answers. Graceful shutdown still waits for it: the quiesce event is held here
+/// Requests the lane answers never reach the decoder, the response encoder or Hummingbird's connection state; their
+/// bookkeeping (the encoder's queue of request methods, the count of requests in progress) stays consistent because
+/// none of them sees the request or its response. Graceful shutdown still waits for it: the quiesce event is held here
 /// until its response is written.
 final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     typealias InboundIn = ByteBuffer
@@ -53,8 +54,8 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     private var readWanted = false
     private var heldQuiesce: Any?
     /// The client ended its input while a request from the lane was being answered: its event waits for the answer
-    /// (Hummingbird closes a connection whose input ended and that it sees idle). The hot path pauses reads while it
-    /// answers, so this is rare: input that arrived in the same read as the request.
+    /// (Hummingbird closes a connection whose input ended and that it sees idle). Reads go on while the hot path
+    /// answers a request from the lane (what arrives meanwhile waits here, bounded), so a client's FIN can come first.
     private var inputEnded = false
 
     /// How many bytes the lane's buffer can hold now (what it keeps between reads; for tests).

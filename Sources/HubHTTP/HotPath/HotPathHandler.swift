@@ -102,7 +102,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     /// Requests handed to the router whose response has not ended yet.
     private var routerPending = 0
     /// Parts a pipelining client sent while a hot request was being answered.
-    private var held = CircularBuffer<HTTPRequestPart>()
+    private var held = CircularBuffer<HTTPRequestPart>(initialCapacity: 1)  // rarely used: the default 16 slots are ~2 KiB per idle connection
     private var readWanted = false
     /// The router streams an open-ended response (SSE) on this connection: a client that closes its side has left
     /// for good, so the connection closes and the stream ends at once rather than at its next failed write.
