@@ -19,7 +19,9 @@ import NIOWebSocket
 struct UpgradableHTTPChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, WebSocketSession, [any WebSocketExtension], Logger)
-        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>)
+        /// `routerNeeded`: with a hot path, true once a request goes to the router, false if the connection closed
+        /// before any did (nil: no hot path, the router reads from the start).
+        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, routerNeeded: EventLoopFuture<Bool>?)
     }
 
     struct Value: ServerChildChannelValue {
@@ -88,9 +90,14 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-                        if let hotPath { try channel.pipeline.syncOperations.addHandler(hotPath.handler()) }
+                        var routerNeeded: EventLoopPromise<Bool>?
+                        if let hotPath {
+                            routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
+                            try channel.pipeline.syncOperations.addHandler(hotPath.handler(routerNeeded: routerNeeded!))
+                        }
                         return .http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)))
+                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)),
+                                     routerNeeded: routerNeeded?.futureResult)
                     }
                 })
             // Below every HTTP and WebSocket handler added from here on: the tail push writes pre-framed batches there.
@@ -106,30 +113,64 @@ struct UpgradableHTTPChannel: ServerChildChannel {
         }
     }
 
+    // The connection's task waits in these functions for as long as the connection lives; one function per path.
     func handle(value: Value, logger: Logger) async {
+        let negotiated: Negotiated
         do {
-            switch try await value.negotiated.get() {
-            case .http(let channel):
-                if let response = value.refusal.withLockedValue({ $0 }) {
-                    try await channel.executeThenClose { _, outbound in
-                        var head = response.head
-                        head.headerFields[.connection] = "close"
-                        let writer = ResponseWriter(outbound: outbound)
-                        try await writer.write(response: head, body: response.body)
-                    }
-                } else {
-                    await http.handleHTTP(asyncChannel: channel, logger: logger)
-                }
-            case .webSocket(let channel, let session, let extensions, let logger):
-                let configuration = WebSocketHandler.Configuration(extensions: extensions, autoPing: settings.autoPing, closeTimeout: settings.closeTimeout,
-                                                                   validateUTF8: settings.validateUTF8, maxFrameSize: settings.maxFrameSize)
-                _ = try? await WebSocketHandler.handle(type: .server, configuration: configuration, asyncChannel: channel,
-                                                       context: SessionContext(logger: logger)) { inbound, outbound, context in
-                    try await session(inbound, outbound, WebSocketLink(logger: context.logger, transformsFrames: !extensions.isEmpty))
-                }
-            }
+            negotiated = try await value.negotiated.get()
         } catch {
             logger.debug("connection ended during negotiation", metadata: ["error": "\(error)"])
+            return
+        }
+        switch negotiated {
+        case .http(let channel, let routerNeeded):
+            if let response = value.refusal.withLockedValue({ $0 }) {
+                await Self.refuse(channel, with: response)
+            } else if let routerNeeded {
+                await serve(channel, whenRouterNeeded: routerNeeded, logger: logger)
+            } else {
+                await http.handleHTTP(asyncChannel: channel, logger: logger)
+            }
+        case .webSocket(let channel, let session, let extensions, let logger):
+            await serveWebSocket(channel, session, extensions, logger: logger)
+        }
+    }
+
+    /// The router's answer to a refused upgrade, and the connection closes.
+    private static func refuse(_ channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, with response: Response) async {
+        try? await channel.executeThenClose { _, outbound in
+            var head = response.head
+            head.headerFields[.connection] = "close"
+            let writer = ResponseWriter(outbound: outbound)
+            try await writer.write(response: head, body: response.body)
+        }
+    }
+
+    /// A connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) never needs the
+    /// router's request loop, whose async frames were ~9 KiB of an idle SSE connection's ~21: it starts with the first
+    /// request for the router.
+    private func serve(_ channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, whenRouterNeeded routerNeeded: EventLoopFuture<Bool>,
+                       logger: Logger) async {
+        // Cancelled (shutdown's grace is over): the connection closes, and the wait ends with it.
+        let needed = await withTaskCancellationHandler {
+            (try? await routerNeeded.get()) ?? false
+        } onCancel: {
+            channel.channel.close(promise: nil)
+        }
+        guard needed else {
+            try? await channel.executeThenClose { _, _ in }
+            return
+        }
+        await http.handleHTTP(asyncChannel: channel, logger: logger)
+    }
+
+    private func serveWebSocket(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, _ session: WebSocketSession,
+                                _ extensions: [any WebSocketExtension], logger: Logger) async {
+        let configuration = WebSocketHandler.Configuration(extensions: extensions, autoPing: settings.autoPing, closeTimeout: settings.closeTimeout,
+                                                           validateUTF8: settings.validateUTF8, maxFrameSize: settings.maxFrameSize)
+        _ = try? await WebSocketHandler.handle(type: .server, configuration: configuration, asyncChannel: channel,
+                                               context: SessionContext(logger: logger)) { inbound, outbound, context in
+            try await session(inbound, outbound, WebSocketLink(logger: context.logger, transformsFrames: !extensions.isEmpty))
         }
     }
 

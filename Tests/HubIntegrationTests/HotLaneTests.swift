@@ -223,6 +223,21 @@ struct HotLaneTests {
         }
     }
 
+    @Test("a connection only the hot path served (no router loop started on it) closes when its client ends its input; a router request after hot ones is answered")
+    func hotOnlyConnection() async throws {
+        try await withRunningHub { hub in
+            let p = uniqueStream()
+            #expect(try await hub.put(p, [textType]).status == 201)
+            let post = "POST /v1/stream/\(p) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\na"
+            #expect(try await RawHTTP.serverClosesAfterHalfClose(port: hub.port, request: post + post, marker: "Stream-Next-Offset: 00000000000000000002",
+                                                                 within: 10))
+            let (responses, _) = try await RawHTTP.sequential(port: hub.port, [
+                (post, .length), (post, .length), ("GET /v1/stream/\(p)?offset=-1 HTTP/1.1\r\nHost: x\r\n\r\n", .length),
+            ])
+            #expect(responses.map(\.status) == [204, 204, 200] && responses[2].body == "aaaa")
+        }
+    }
+
     private func laneRequests(_ hub: RunningHub) async throws -> Int {
         let text = try await hub.client.request(.GET, "/metrics").text
         let line = text.split(separator: "\n").first { $0.hasPrefix("hub_hot_lane_requests_total ") }

@@ -18,7 +18,11 @@ public struct HotPath: Sendable {
     }
 
     /// A new handler for one connection.
-    public func handler() -> HotPathHandler { HotPathHandler(self) }
+    /// - Parameter routerNeeded: succeeds with true when the first request goes to the router, with false when the
+    ///   connection ends before any did; the connection's router loop waits for it.
+    public func handler(routerNeeded: EventLoopPromise<Bool>? = nil) -> HotPathHandler {
+        HotPathHandler(self, routerNeeded: routerNeeded)
+    }
 
     /// Adds the connection's hot lane (`HotLane`): call where its HTTP/1 decoder will sit, above the socket (and TLS).
     public func addLane(to pipeline: ChannelPipeline.SynchronousOperations) throws {
@@ -116,7 +120,20 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     private var viaLane = false
     private var context: ChannelHandlerContext?
 
-    init(_ hot: HotPath) { self.hot = hot }
+    /// Completed with true when a request first goes to the router (whose request loop waits for it), false if the
+    /// connection ends first.
+    private var routerNeeded: EventLoopPromise<Bool>?
+
+    init(_ hot: HotPath, routerNeeded: EventLoopPromise<Bool>? = nil) {
+        self.hot = hot
+        self.routerNeeded = routerNeeded
+    }
+
+    /// Before a request goes to the router: its request loop starts.
+    private func routerStarts() {
+        routerNeeded?.succeed(true)
+        routerNeeded = nil
+    }
 
     public func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
@@ -214,6 +231,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         case .general:
             state = .general
             routerPending += 1
+            routerStarts()
             context.fireChannelRead(wrapInboundOut(.head(request)))
         case .streamAppend(let path, let tokenID):
             state = .collecting(Collecting(request: request, path: path, tokenID: tokenID))
@@ -233,11 +251,22 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             }
             if endsStreamOnInputClose { context.close(promise: nil) }
             if case .streaming = state { context.close(promise: nil) }  // an SSE reader that leaves has left for good
+            closeIfAbandoned(context: context)
         }
         context.fireUserInboundEventTriggered(event)
     }
 
+    /// A client that ended its input on a connection the router never served, with nothing left to answer: closed
+    /// here, as the router's request loop would (it never started).
+    private func closeIfAbandoned(context: ChannelHandlerContext) {
+        guard inputClosed, routerNeeded != nil, routerPending == 0, held.isEmpty, case .idle = state else { return }
+        state = .closing
+        context.close(promise: nil)
+    }
+
     public func handlerRemoved(context: ChannelHandlerContext) {
+        routerNeeded?.succeed(false)
+        routerNeeded = nil
         lane?.hotPath = nil
         lane = nil
         self.context = nil
@@ -505,6 +534,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         }
         state = .idle
         routerPending += 1
+        routerStarts()
         context.fireChannelRead(wrapInboundOut(.head(request)))
         context.fireChannelRead(wrapInboundOut(.end(nil)))
         context.fireChannelReadComplete()
@@ -601,6 +631,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             readWanted = false
             context.read()
         }
+        closeIfAbandoned(context: context)
     }
 
     /// Whether parts are being taken (not waiting for a commit, not streaming, not closing).
