@@ -158,7 +158,7 @@ struct ClusterTests {
                         }
                     }
                 }
-                while acknowledged.count < 300 { await Task.yield() }
+                try await eventually { acknowledged.count >= 300 }
                 await a.kill9()
                 try await group.waitForAll()
             }
@@ -206,7 +206,7 @@ struct ClusterTests {
                         }
                     }
                 }
-                while acknowledged.count < 100 { await Task.yield() }
+                try await eventually { acknowledged.count >= 100 }
                 try await server.restart {
                     let r = try await a.client.request(.POST, "/v1/stream/db/s", headers: [Self.jsonType], body: #"{"down":true}"#)
                     #expect(r.status == 503 && r.header("Retry-After") == "1", "an append while the database is down: \(r.status)")

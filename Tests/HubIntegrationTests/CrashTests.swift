@@ -28,7 +28,7 @@ struct CrashTests {
                 }
             }
             // Kill while all writers are mid-flight, once enough appends were acknowledged.
-            while acknowledged.count < 300 { await Task.yield() }
+            try await eventually { acknowledged.count >= 300 }
             await first.kill9()
             try await group.waitForAll()
         }

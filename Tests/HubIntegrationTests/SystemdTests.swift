@@ -44,7 +44,7 @@ struct SystemdTests {
             }
             return events
         }
-        while try await client.request(.GET, "/v1/admin/stats").text.contains(#""live_readers_waiting":0"#) { await Task.yield() }
+        try await eventually { try await !client.request(.GET, "/v1/admin/stats").text.contains(#""live_readers_waiting":0"#) }
         let exit = Task { await hubd.terminate() }
         let stopping = try await notify.next(containing: "STOPPING=1")
         #expect(!stopping.isEmpty)
@@ -80,9 +80,9 @@ struct SystemdTests {
         // The first connection is what makes systemd-socket-activate start hubd; it waits in the socket's backlog meanwhile.
         let client = TestHTTPClient(port: port)
         var health: TestResponse?
-        for _ in 0..<200 where health == nil {
+        try await eventually {
             health = try? await client.request(.GET, "/healthz")
-            if health == nil { await Task.yield() }
+            return health != nil
         }
         #expect(health?.status == 200)
         let ready = try await notify.next(containing: "READY=1")

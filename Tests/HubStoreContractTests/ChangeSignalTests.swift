@@ -1,4 +1,5 @@
 import HubCore
+import HubTestSupport
 import Testing
 
 @Suite("LocalChangeSignal: waits and their timeouts")
@@ -15,7 +16,7 @@ struct ChangeSignalTests {
         try await withThrowingTaskGroup(of: WaitOutcome.self) { group in
             let ticket = signal.ticket(for: 2)
             for _ in 0..<500 { group.addTask { await signal.wait(for: 2, after: ticket, timeout: .seconds(60)) } }
-            while signal.waiterCount < 500 { await Task.yield() }
+            try await eventually { signal.waiterCount >= 500 }
             #expect(signal.pendingTimeouts == 500)
             signal.publish(2)
             for try await outcome in group { #expect(outcome == .changed) }
@@ -24,7 +25,7 @@ struct ChangeSignalTests {
 
         // A cancelled wait removes its timeout too.
         let waiting = Task { await signal.wait(for: 3, after: signal.ticket(for: 3), timeout: .seconds(60)) }
-        while signal.waiterCount < 1 { await Task.yield() }
+        try await eventually { signal.waiterCount >= 1 }
         waiting.cancel()
         #expect(await waiting.value == .cancelled)
         #expect(signal.pendingTimeouts == 0)

@@ -18,10 +18,7 @@ public struct RunningHub: Sendable {
 
     /// Returns once at least `count` live readers are waiting (a long-poll or SSE parked on the signal).
     public func untilWaiting(_ count: Int = 1) async throws {
-        while liveWaiters() < count {
-            try Task.checkCancellation()
-            await Task.yield()
-        }
+        try await eventually { liveWaiters() >= count }
     }
 
     /// `/v1/stream/{path}` plus an optional query.
@@ -74,7 +71,7 @@ public func withRunningHub<T: Sendable>(
 extension RunningHub {
     /// `TestHTTPClient.sse` on this hub.
     @discardableResult
-    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(20),
+    public func sse(_ url: String, headers: [(String, String)] = [], limit: Duration = .seconds(120),
                     onHead: @escaping @Sendable (HTTPResponseHead) -> Void = { _ in },
                     onEvent: @escaping @Sendable (SSEEvent) async throws -> Bool) async throws -> Bool {
         try await client.sse(url, headers: headers, limit: limit, onHead: onHead, onEvent: onEvent)
