@@ -22,7 +22,7 @@ struct ClusterTests {
             nodes.append(try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", auth, "--store", "postgres"],
                                                environment: ["HUB_POSTGRES_URL": url]))
         }
-        for node in nodes { try await untilReady(node) }
+        for node in nodes { try await node.untilReady() }
         do {
             try await body(nodes, directories)
         } catch {
@@ -32,15 +32,10 @@ struct ClusterTests {
         for node in nodes where !node.wasKilled { #expect(await node.terminate() == 0, "SIGTERM exits 0") }
     }
 
-    /// `/readyz` answers 200 once the node's change listener is up (it starts right after the HTTP listener).
-    private func untilReady(_ node: HubdProcess) async throws {
-        while try await node.client.request(.GET, "/readyz").status != 200 { try await Task.sleep(for: .milliseconds(20)) }
-    }
-
     /// Waits until `node` has `count` live readers parked (they took their change ticket; nothing can be missed after).
     private func untilWaiting(_ node: HubdProcess, _ count: Int) async throws {
-        while (json(try await node.client.request(.GET, "/v1/admin/stats").text)["live_readers_waiting"] as? Int ?? 0) < count {
-            try await Task.sleep(for: .milliseconds(10))
+        try await eventually(every: .milliseconds(10)) {
+            (json(try await node.client.request(.GET, "/v1/admin/stats").text)["live_readers_waiting"] as? Int ?? 0) >= count
         }
     }
 
@@ -214,13 +209,13 @@ struct ClusterTests {
                     #expect(try await b.client.request(.GET, "/readyz").status == 503)
                 }
                 let before = acknowledged.count
-                while acknowledged.count < before + 100 { try await Task.sleep(for: .milliseconds(10)) }
+                try await eventually { acknowledged.count >= before + 100 }
                 stop.value.withLock { $0 = true }
                 try await group.waitForAll()
             }
                         // Both nodes recovered: ready again, and B's listener is back (an append on A wakes a reader on B).
-            try await untilReady(a)
-            try await untilReady(b)
+            try await a.untilReady()
+            try await b.untilReady()
             let tail = try #require(try await b.client.request(.HEAD, "/v1/stream/db/s").header("Stream-Next-Offset"))
             try await withThrowingTaskGroup(of: Void.self) { group in
                 group.addTask {
@@ -275,8 +270,8 @@ struct ClusterTests {
                 if count == 3 { try await outbound.write(.text(#"{"type":"ack","seq":3}"#)) }
                 return count < 3
             }
-            while (json(try await b.client.request(.GET, "/v1/admin/consumers?slot=jobs").text)["items"] as? [[String: Any]])?.first?["acked_seq"] as? Int != 3 {
-                try await Task.sleep(for: .milliseconds(10))
+            try await eventually(every: .milliseconds(10)) {
+                (json(try await b.client.request(.GET, "/v1/admin/consumers?slot=jobs").text)["items"] as? [[String: Any]])?.first?["acked_seq"] as? Int == 3
             }
             let resumed = Frames()
             try await webSocket(port: b.port, "slot=jobs&consumer=worker") { text, _ in resumed.add(text) < 2 }

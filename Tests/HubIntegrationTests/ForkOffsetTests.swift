@@ -20,7 +20,7 @@ struct ForkOffsetTests {
         let node = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open", "--store", "postgres"],
                                          environment: ["HUB_POSTGRES_URL": url])
         do {
-            while try await node.client.request(.GET, "/readyz").status != 200 { try await Task.sleep(for: .milliseconds(20)) }
+            try await node.untilReady()
             try await Self.checks(node.client)
         } catch {
             _ = await node.terminate()

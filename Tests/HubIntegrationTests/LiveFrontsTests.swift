@@ -158,8 +158,8 @@ struct LiveFrontsTests {
         }
         #expect(first.seqs == [1, 2, 3, 4])
         // The ack was sent before the session ended; the listing shows it once committed. Then restart hubd.
-        while (json(try await hubd.client.request(.GET, "/v1/admin/consumers?slot=jobs").text)["items"] as? [[String: Any]])?.first?["acked_seq"] as? Int != 3 {
-            try await Task.sleep(for: .milliseconds(10))
+        try await eventually(every: .milliseconds(10)) {
+            (json(try await hubd.client.request(.GET, "/v1/admin/consumers?slot=jobs").text)["items"] as? [[String: Any]])?.first?["acked_seq"] as? Int == 3
         }
         #expect(await hubd.terminate() == 0)
         hubd = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open"])

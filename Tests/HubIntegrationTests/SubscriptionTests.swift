@@ -45,7 +45,7 @@ struct SubscriptionTests {
                                          arguments: ["--auth", "open", "--store", "postgres", "--webhook-allow-loopback", "true"],
                                          environment: ["HUB_POSTGRES_URL": url])
         do {
-            while try await node.client.request(.GET, "/readyz").status != 200 { try await Task.sleep(for: .milliseconds(20)) }
+            try await node.untilReady()
             try await body(node.client)
         } catch {
             _ = await node.terminate()
@@ -303,7 +303,7 @@ struct SubscriptionTests {
                 nodes.append(try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open", "--store", "postgres"],
                                                    environment: ["HUB_POSTGRES_URL": url]))
             }
-            for node in nodes { while try await node.client.request(.GET, "/readyz").status != 200 { try await Task.sleep(for: .milliseconds(20)) } }
+            for node in nodes { try await node.untilReady() }
             let one = SubscriptionAPI(client: nodes[0].client), two = SubscriptionAPI(client: nodes[1].client)
             _ = try await nodes[0].client.request(.PUT, "/v1/stream/duo/wake", headers: [jsonType])
             _ = try await nodes[0].client.request(.PUT, "/v1/stream/duo/ev", headers: [jsonType])
@@ -448,7 +448,6 @@ extension TestResponse {
     /// The protocol's `error.code` (§11).
     var errorCode: String? { (json["error"] as? [String: Any])?["code"] as? String }
 }
-
 
 @Suite("Webhook URL policy")
 struct WebhookURLPolicyTests {

@@ -1,4 +1,5 @@
 import Foundation
+import NIOHTTP1
 import Synchronization
 
 /// A real `hubd` child process (the binary `swift build` produced), for tests that must kill it.
@@ -49,6 +50,12 @@ public final class HubdProcess: Sendable {
     }
 
     public var client: TestHTTPClient { TestHTTPClient(port: port) }
+
+    /// Returns once `/readyz` answers 200 (on PostgreSQL: the change listener is up, right after the HTTP listener).
+    public func untilReady() async throws {
+        let client = self.client
+        try await eventually(every: .milliseconds(20)) { try await client.request(.GET, "/readyz").status == 200 }
+    }
 
     private let killed = Atomic(false)
     /// True once `kill9` ended it.
