@@ -94,19 +94,60 @@ struct HTTPServerService: Service {
         }
         onRunning(server.channel)
         try await withGracefulShutdownHandler {
-            try await withThrowingDiscardingTaskGroup { group in
-                try await server.executeThenClose { inbound in
-                    for try await connection in inbound {
-                        metrics.connectionOpened()
-                        group.addTask {
-                            await child.handle(value: connection, logger: logger)
-                            metrics.connectionClosed()
-                        }
-                    }
-                }
-            }
+            try await serveConnections(from: server, child: child)
         } onGracefulShutdown: {
             server.channel.close(promise: nil)
+        }
+    }
+
+    /// What the connection loop hears of.
+    private enum ConnectionEvent: Sendable {
+        case accepted(UpgradableHTTPChannel.Value)
+        /// The connection needs its task now (`UpgradableHTTPChannel.taskNeeded`).
+        case needsTask(UpgradableHTTPChannel.Value)
+        case listenerClosed
+    }
+
+    /// Gives each connection a task only once it needs one (`UpgradableHTTPChannel.taskNeeded`): an idle connection
+    /// the hot path alone serves is its channel and its parked entry, nothing more. The accept loop and the
+    /// connections' futures feed one stream, which this loop (the task group's owner, the only one that may add to
+    /// it) turns into tasks. Returns once the listener closed and every connection ended. Cancelled (shutdown's grace
+    /// is over), it closes the connections that still have no task; those with one close as their task is cancelled.
+    private func serveConnections(from server: NIOAsyncChannel<UpgradableHTTPChannel.Value, Never>,
+                                  child: UpgradableHTTPChannel) async throws {
+        let (events, sink) = AsyncStream.makeStream(of: ConnectionEvent.self)
+        let metrics = self.metrics, logger = self.logger
+        try await withThrowingDiscardingTaskGroup { group in
+            group.addTask {
+                defer { sink.yield(.listenerClosed) }
+                try await server.executeThenClose { inbound in
+                    for try await connection in inbound { sink.yield(.accepted(connection)) }
+                }
+            }
+            var taskless: [ObjectIdentifier: any Channel] = [:]
+            var listening = true
+            for await event in events {
+                switch event {
+                case .accepted(let connection):
+                    metrics.connectionOpened()
+                    taskless[ObjectIdentifier(connection.channel)] = connection.channel
+                    child.taskNeeded(connection).whenComplete { _ in sink.yield(.needsTask(connection)) }
+                case .needsTask(let connection):
+                    taskless[ObjectIdentifier(connection.channel)] = nil
+                    group.addTask {
+                        await child.handle(value: connection, logger: logger)
+                        metrics.connectionClosed()
+                    }
+                case .listenerClosed:
+                    listening = false
+                }
+                if !listening, taskless.isEmpty { break }
+            }
+            sink.finish()
+            for channel in taskless.values {
+                channel.close(promise: nil)
+                metrics.connectionClosed()
+            }
         }
     }
 }

@@ -348,12 +348,15 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let started = hot.logger.logLevel <= .debug ? ContinuousClock.now : nil
         let joined = reads.push.joinAtTail(polling.poll.path, after: polling.poll.from.position, channel: context.channel,
                                            deadline: .now + hot.limits.longPollTimeout) { outcome in
-            // From the push job on this loop, or from the timer wheel, the dispatcher or shutdown elsewhere.
-            loop.execute {
+            let answer: @Sendable () -> Void = {
                 let (handler, context) = loopBound.value
                 handler.answer(polling, outcome, context: context)
                 if let started { handler.logRequest(polling.request, tokenID: polling.tokenID, since: started) }
             }
+            // A batch comes from the push's own job on this loop, a job of its own (nothing of this handler is on
+            // the stack): answered right there, one loop hop less per poll. Anything else (the timer wheel, the
+            // dispatcher, shutdown, the connection leaving) comes from elsewhere or from inside this handler: queued.
+            if case .answered = outcome, loop.inEventLoop { answer() } else { loop.execute(answer) }
         }
         guard let joined else {
             // Back one batch late (the group moved on while this poll's answer travelled): that batch is the answer.

@@ -40,6 +40,8 @@ public final class SubscriptionService: Service, Sendable {
     private let credentialsBox = Mutex<SubscriptionCredentials?>(nil)
     /// What the change-processing loop knows of every subscription (pattern and links), refreshed from the store.
     private let known = Mutex<[SubscriptionKey: Subscription]>([:])
+    /// Counts this node's own changes to `known`: a refresh that read the store before one of them must not undo it.
+    private let knownEdits = Atomic<UInt64>(0)
     private let anyKnown = Atomic<Bool>(false)
     private let changedIDs = Mutex<Set<Int64>>([])
     private let changes: (stream: AsyncStream<Void>, continuation: AsyncStream<Void>.Continuation)
@@ -171,12 +173,19 @@ public final class SubscriptionService: Service, Sendable {
     }
 
     private func remember(_ subscription: Subscription) {
-        known.withLock { $0[subscription.key] = subscription }
+        known.withLock {
+            $0[subscription.key] = subscription
+            knownEdits.add(1, ordering: .relaxed)  // under the lock: a refresh that compares it sees the change
+        }
         anyKnown.store(true, ordering: .relaxed)
     }
 
     private func forget(_ key: SubscriptionKey) {
-        let empty = known.withLock { $0[key] = nil; return $0.isEmpty }
+        let empty = known.withLock {
+            $0[key] = nil
+            knownEdits.add(1, ordering: .relaxed)
+            return $0.isEmpty
+        }
         anyKnown.store(!empty, ordering: .relaxed)
     }
 
@@ -188,9 +197,20 @@ public final class SubscriptionService: Service, Sendable {
 
     private func refreshKnown() async {
         do {
+            let edits = knownEdits.load(ordering: .relaxed)
             let all = try await store.allSubscriptions()
-            known.withLock { known in known = Dictionary(all.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a }) }
-            anyKnown.store(!all.isEmpty, ordering: .relaxed)
+            let empty = known.withLock { known -> Bool in
+                let stored = Dictionary(all.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+                if knownEdits.load(ordering: .relaxed) == edits {
+                    known = stored
+                } else {
+                    // A subscription this node created or changed while the list was read is newer than the list:
+                    // replacing it would drop its wakes until the next refresh. Only add what was not known.
+                    known.merge(stored) { mine, _ in mine }
+                }
+                return known.isEmpty
+            }
+            anyKnown.store(!empty, ordering: .relaxed)
         } catch {
             logger.warning("subscriptions: cannot list subscriptions", metadata: ["error": "\(error)"])
         }
