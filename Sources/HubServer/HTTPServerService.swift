@@ -75,6 +75,10 @@ struct HTTPServerService: Service {
             .serverChannelOption(ChannelOptions.backlog, value: 256)
             .serverChannelOption(ChannelOptions.socketOption(.so_reuseaddr), value: 1)
             .childChannelOption(ChannelOptions.allowRemoteHalfClosure, value: true)
+            // A channel keeps its last read buffer for the next read, so its first size stays with every idle
+            // connection: 1 KiB (nginx's client_header_buffer_size) instead of NIO's 2 KiB; it adapts upwards for
+            // connections that read more (bodies, pipelined requests).
+            .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
         let tls = self.tls, metrics = self.metrics
         let setup: @Sendable (any Channel) -> EventLoopFuture<UpgradableHTTPChannel.Value> = { channel in
             guard let tls else { return child.setup(channel: channel, logger: logger) }
@@ -103,12 +107,12 @@ struct HTTPServerService: Service {
     /// What the connection loop hears of.
     private enum ConnectionEvent: Sendable {
         case accepted(UpgradableHTTPChannel.Value)
-        /// The connection needs its task now (`UpgradableHTTPChannel.taskNeeded`).
+        /// The connection needs its task now (`UpgradableHTTPChannel.whenTaskNeeded`).
         case needsTask(UpgradableHTTPChannel.Value)
         case listenerClosed
     }
 
-    /// Gives each connection a task only once it needs one (`UpgradableHTTPChannel.taskNeeded`): an idle connection
+    /// Gives each connection a task only once it needs one (`UpgradableHTTPChannel.whenTaskNeeded`): an idle connection
     /// the hot path alone serves is its channel and its parked entry, nothing more. The accept loop and the
     /// connections' futures feed one stream, which this loop (the task group's owner, the only one that may add to
     /// it) turns into tasks. Returns once the listener closed and every connection ended. Cancelled (shutdown's grace
@@ -131,7 +135,7 @@ struct HTTPServerService: Service {
                 case .accepted(let connection):
                     metrics.connectionOpened()
                     taskless[ObjectIdentifier(connection.channel)] = connection.channel
-                    child.taskNeeded(connection).whenComplete { _ in sink.yield(.needsTask(connection)) }
+                    child.whenTaskNeeded(connection) { sink.yield(.needsTask(connection)) }
                 case .needsTask(let connection):
                     taskless[ObjectIdentifier(connection.channel)] = nil
                     group.addTask {

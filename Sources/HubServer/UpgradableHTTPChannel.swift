@@ -113,17 +113,19 @@ struct UpgradableHTTPChannel: ServerChildChannel {
         }
     }
 
-    /// Completes when the connection needs a task: at once for a WebSocket session or a refused upgrade; with a hot
-    /// path, when its first request goes to the router, or when it ended (its task then only closes it). Until then a
-    /// connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) has no task at
-    /// all: a suspended task keeps ~4.5 KiB of slab, a third of an idle SSE connection.
-    func taskNeeded(_ value: Value) -> EventLoopFuture<Void> {
-        value.negotiated.flatMap { negotiated -> EventLoopFuture<Void> in
-            guard case .http(_, let routerNeeded?) = negotiated, value.refusal.withLockedValue({ $0 }) == nil else {
-                return value.channel.eventLoop.makeSucceededVoidFuture()
+    /// Calls `body` once the connection needs a task: at once for a WebSocket session or a refused upgrade; with a
+    /// hot path, when its first request goes to the router, or when it ended (its task then only closes it). Until
+    /// then a connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) has no task
+    /// at all: a suspended task keeps ~4.5 KiB of slab, a third of an idle SSE connection. (Callbacks, not chained
+    /// futures: each future is an allocation that every idle connection would keep.)
+    func whenTaskNeeded(_ value: Value, _ body: @escaping @Sendable () -> Void) {
+        value.negotiated.whenComplete { result in
+            if case .success(.http(_, let routerNeeded?)) = result, value.refusal.withLockedValue({ $0 }) == nil {
+                routerNeeded.whenComplete { _ in body() }
+            } else {
+                body()
             }
-            return routerNeeded.map { _ in }
-        }.recover { _ in }
+        }
     }
 
     // The connection's task waits in these functions for as long as the connection lives; one function per path.

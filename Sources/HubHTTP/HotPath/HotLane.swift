@@ -195,6 +195,12 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         afterTaken()
     }
 
+    /// The hot path has begun to answer the request it took (an SSE response is open): it cannot hand it back any
+    /// more, so the copy kept for that goes (the request is still in progress until `finished`).
+    func answerBegun() {
+        if taken != nil { taken = Self.empty }
+    }
+
     /// The hot path cannot answer the request it took after all: the decoder reads it, and the router answers.
     func handBack() {
         guard taken != nil else { return }
