@@ -109,6 +109,8 @@ struct HTTPServerService: Service {
         case accepted(UpgradableHTTPChannel.Value)
         /// The connection needs its task now (`UpgradableHTTPChannel.whenTaskNeeded`).
         case needsTask(UpgradableHTTPChannel.Value)
+        /// The connection ended without ever needing one.
+        case ended(any Channel)
         case listenerClosed
     }
 
@@ -135,13 +137,16 @@ struct HTTPServerService: Service {
                 case .accepted(let connection):
                     metrics.connectionOpened()
                     taskless[ObjectIdentifier(connection.channel)] = connection.channel
-                    child.whenTaskNeeded(connection) { sink.yield(.needsTask(connection)) }
+                    child.whenTaskNeeded(connection) { needed in sink.yield(needed ? .needsTask(connection) : .ended(connection.channel)) }
                 case .needsTask(let connection):
                     taskless[ObjectIdentifier(connection.channel)] = nil
                     group.addTask {
                         await child.handle(value: connection, logger: logger)
                         metrics.connectionClosed()
                     }
+                case .ended(let channel):
+                    taskless[ObjectIdentifier(channel)] = nil
+                    metrics.connectionClosed()
                 case .listenerClosed:
                     listening = false
                 }

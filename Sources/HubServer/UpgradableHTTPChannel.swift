@@ -19,16 +19,17 @@ import NIOWebSocket
 struct UpgradableHTTPChannel: ServerChildChannel {
     enum Negotiated: Sendable {
         case webSocket(NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, WebSocketSession, [any WebSocketExtension], Logger)
-        /// `routerNeeded`: with a hot path, true once a request goes to the router, false if the connection closed
-        /// before any did (nil: no hot path, the router reads from the start).
-        case http(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, routerNeeded: EventLoopFuture<Bool>?)
+        /// The router's request stream: at once without a hot path; with one, made when the first request goes to
+        /// the router, nil if the connection closed before any did. (Made late: its handler, reader and writer were
+        /// ~0.6 KiB of every connection the hot path alone serves.)
+        case http(EventLoopFuture<NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?>)
+        /// An upgrade the router refused: its answer goes out on this stream, and the connection closes.
+        case refused(NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, Response)
     }
 
     struct Value: ServerChildChannelValue {
         let negotiated: EventLoopFuture<Negotiated>
         let channel: any Channel
-        /// The router's answer to a refused upgrade.
-        let refusal: NIOLockedValueBox<Response?>
     }
 
     /// An upgrade the router accepted, with the negotiated extensions and their response headers.
@@ -90,14 +91,16 @@ struct UpgradableHTTPChannel: ServerChildChannel {
                     channel.eventLoop.makeCompletedFuture {
                         try channel.pipeline.syncOperations.addHandler(HTTP1ToHTTPServerCodec(secure: false))
                         try channel.pipeline.syncOperations.addHandler(HTTPConnectionStateHandler(idleTimeout: nil, logger: logger))
-                        var routerNeeded: EventLoopPromise<Bool>?
-                        if let hotPath {
-                            routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
-                            try channel.pipeline.syncOperations.addHandler(hotPath.handler(routerNeeded: routerNeeded!))
+                        let routerStream = { @Sendable () throws -> NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart> in
+                            try NIOAsyncChannel(wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true))
                         }
-                        return .http(try NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>(
-                            wrappingChannelSynchronously: channel, configuration: .init(isOutboundHalfClosureEnabled: true)),
-                                     routerNeeded: routerNeeded?.futureResult)
+                        if let response = refusal.withLockedValue({ $0 }) { return .refused(try routerStream(), response) }
+                        guard let hotPath else { return .http(channel.eventLoop.makeSucceededFuture(try routerStream())) }
+                        let routerNeeded = channel.eventLoop.makePromise(of: Bool.self)
+                        try channel.pipeline.syncOperations.addHandler(hotPath.handler(routerNeeded: routerNeeded))
+                        // Runs inside the promise's completion, on this loop, before the hot path hands the request on:
+                        // the stream's handler is in place when the request reaches it.
+                        return .http(routerNeeded.futureResult.flatMapThrowing { needed in needed ? try routerStream() : nil })
                     }
                 })
             // Below every HTTP and WebSocket handler added from here on: the tail push writes pre-framed batches there.
@@ -109,21 +112,26 @@ struct UpgradableHTTPChannel: ServerChildChannel {
             pipeline.enableErrorHandling = false
             pipeline.enableResponseHeaderValidation = false
             let negotiated = try channel.pipeline.syncOperations.configureUpgradableHTTPServerPipeline(configuration: pipeline)
-            return Value(negotiated: negotiated, channel: channel, refusal: refusal)
+            return Value(negotiated: negotiated, channel: channel)
         }
     }
 
-    /// Calls `body` once the connection needs a task: at once for a WebSocket session or a refused upgrade; with a
-    /// hot path, when its first request goes to the router, or when it ended (its task then only closes it). Until
-    /// then a connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) has no task
-    /// at all: a suspended task keeps ~4.5 KiB of slab, a third of an idle SSE connection. (Callbacks, not chained
-    /// futures: each future is an allocation that every idle connection would keep.)
-    func whenTaskNeeded(_ value: Value, _ body: @escaping @Sendable () -> Void) {
+    /// Calls `body` once the connection needs a task (true): at once for a WebSocket session or a refused upgrade;
+    /// with a hot path, when its first request goes to the router. Or (false) when it ended before it needed one.
+    /// Until then a connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) has
+    /// no task at all: a suspended task keeps ~4.5 KiB of slab, a third of an idle SSE connection. (Callbacks, not
+    /// chained futures: each future is an allocation that every idle connection would keep.)
+    func whenTaskNeeded(_ value: Value, _ body: @escaping @Sendable (_ needed: Bool) -> Void) {
         value.negotiated.whenComplete { result in
-            if case .success(.http(_, let routerNeeded?)) = result, value.refusal.withLockedValue({ $0 }) == nil {
-                routerNeeded.whenComplete { _ in body() }
-            } else {
-                body()
+            switch result {
+            case .success(.http(let routerStream)):
+                routerStream.whenComplete { stream in
+                    if case .success(nil) = stream { body(false) } else { body(true) }
+                }
+            case .success(.webSocket), .success(.refused):
+                body(true)
+            case .failure:
+                body(false)  // it ended during negotiation
             }
         }
     }
@@ -138,14 +146,17 @@ struct UpgradableHTTPChannel: ServerChildChannel {
             return
         }
         switch negotiated {
-        case .http(let channel, let routerNeeded):
-            if let response = value.refusal.withLockedValue({ $0 }) {
-                await Self.refuse(channel, with: response)
-            } else if let routerNeeded {
-                await serve(channel, whenRouterNeeded: routerNeeded, logger: logger)
-            } else {
-                await http.handleHTTP(asyncChannel: channel, logger: logger)
+        case .http(let routerStream):
+            // Complete by now (`whenTaskNeeded`); nil: the connection ended before a request went to the router.
+            let channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>?
+            do { channel = try await routerStream.get() } catch {
+                value.channel.close(promise: nil)
+                return
             }
+            guard let channel else { return }
+            await http.handleHTTP(asyncChannel: channel, logger: logger)
+        case .refused(let channel, let response):
+            await Self.refuse(channel, with: response)
         case .webSocket(let channel, let session, let extensions, let logger):
             await serveWebSocket(channel, session, extensions, logger: logger)
         }
@@ -159,24 +170,6 @@ struct UpgradableHTTPChannel: ServerChildChannel {
             let writer = ResponseWriter(outbound: outbound)
             try await writer.write(response: head, body: response.body)
         }
-    }
-
-    /// A connection the hot path alone serves (an SSE reader at the tail, a long-poller, a publisher) never needs the
-    /// router's request loop, whose async frames were ~9 KiB of an idle SSE connection's ~21: it starts with the first
-    /// request for the router.
-    private func serve(_ channel: NIOAsyncChannel<HTTPRequestPart, HTTPResponsePart>, whenRouterNeeded routerNeeded: EventLoopFuture<Bool>,
-                       logger: Logger) async {
-        // Cancelled (shutdown's grace is over): the connection closes, and the wait ends with it.
-        let needed = await withTaskCancellationHandler {
-            (try? await routerNeeded.get()) ?? false
-        } onCancel: {
-            channel.channel.close(promise: nil)
-        }
-        guard needed else {
-            try? await channel.executeThenClose { _, _ in }
-            return
-        }
-        await http.handleHTTP(asyncChannel: channel, logger: logger)
     }
 
     private func serveWebSocket(_ channel: NIOAsyncChannel<WebSocketFrame, WebSocketFrame>, _ session: WebSocketSession,
