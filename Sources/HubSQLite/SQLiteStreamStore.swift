@@ -53,7 +53,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
         }
         writer = SQLiteWriter(connection: connection, signal: signal)
         readers = try SQLiteReaderPool(path: configuration.path, count: max(1, configuration.readers))
-        checkpointer.start(watching: connection)
+        checkpointer.start(watching: connection) { [writer] work in writer.betweenCommits(work) }
         writer.start()
     }
 

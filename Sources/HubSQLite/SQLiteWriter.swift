@@ -39,6 +39,8 @@ final class SQLiteWriter: @unchecked Sendable {
     private var committing = false
     /// A loop has a drain scheduled for the end of its tick; the thread leaves the queue to it.
     private var drainScheduled = false
+    /// Work for the connection outside any transaction (`betweenCommits`); the thread runs it before the next group.
+    private var maintenance: [(SQLiteConnection) -> Void] = []
     private var thread: Thread?
     private let stopped = DispatchSemaphore(value: 0)
 
@@ -93,6 +95,26 @@ final class SQLiteWriter: @unchecked Sendable {
         if scheduleDrain { eventLoop.execute { self.drain(on: eventLoop) } }
     }
 
+    /// Runs `work` on the writer thread between two group commits — no transaction open, nobody else writing — and
+    /// returns once it ran (or at once if the writer stopped). For what a transaction cannot contain: the
+    /// checkpointer's last, short pass, after which the next transaction restarts the WAL. Loops' drains step aside
+    /// for it, so it cannot starve under a stream of commits. Not on an event loop: it blocks.
+    func betweenCommits(_ work: @escaping (SQLiteConnection) -> Void) {
+        let ran = DispatchSemaphore(value: 0)
+        condition.lock()
+        guard !stopping else {
+            condition.unlock()
+            return
+        }
+        maintenance.append { db in
+            work(db)
+            ran.signal()
+        }
+        condition.signal()
+        condition.unlock()
+        ran.wait()
+    }
+
     private static func job<T>(_ work: @escaping (SQLiteConnection, inout Set<Int64>) throws(StoreError) -> T, eventLoop: (any EventLoop)?,
                                completion: @escaping (Result<T, StoreError>) -> Void) -> Job {
         nonisolated(unsafe) var outcome: Result<T, StoreError>?
@@ -129,14 +151,16 @@ final class SQLiteWriter: @unchecked Sendable {
     private func drain(on eventLoop: any EventLoop) {
         condition.lock()
         drainScheduled = false
-        // Someone else commits (and takes the queue after), or the hub stops (the thread finishes the queue).
-        guard !committing, !stopping, !queue.isEmpty else {
+        // Someone else commits (and takes the queue after), the hub stops (the thread finishes the queue), or the
+        // thread has maintenance to run first (then it takes the queue after).
+        guard !committing, !stopping, !queue.isEmpty, maintenance.isEmpty else {
+            if !maintenance.isEmpty { condition.signal() }
             condition.unlock()
             return
         }
         commitNextBatch(on: eventLoop)
         // The thread waits while a drain commits; wake it only if there is something for it.
-        if !queue.isEmpty || stopping { condition.signal() }
+        if !queue.isEmpty || !maintenance.isEmpty || stopping { condition.signal() }
         condition.unlock()
     }
 
@@ -168,10 +192,17 @@ final class SQLiteWriter: @unchecked Sendable {
     private func loop() {
         while true {
             condition.lock()
-            while (queue.isEmpty || committing || drainScheduled) && !stopping { condition.wait() }
+            while !stopping && (committing || (maintenance.isEmpty && (queue.isEmpty || drainScheduled))) { condition.wait() }
+            // Wait out a drain that is committing (when stopping, the wait above does not).
+            while committing { condition.wait() }
+            if !maintenance.isEmpty {
+                runMaintenance()
+                condition.broadcast()
+                condition.unlock()
+                continue
+            }
             if stopping {
-                // Wait out a drain that is committing, then finish what is queued and stop.
-                while committing { condition.wait() }
+                // Finish what is queued, then stop.
                 if queue.isEmpty {
                     committing = true  // for good: a late drain leaves the connection alone (submit refuses new jobs)
                     condition.unlock()
@@ -185,6 +216,17 @@ final class SQLiteWriter: @unchecked Sendable {
             condition.unlock()
         }
         stopped.signal()
+    }
+
+    /// Runs the pending maintenance, holding `committing`. Called with the lock held; returns with it held.
+    private func runMaintenance() {
+        committing = true
+        let work = maintenance
+        maintenance = []
+        condition.unlock()
+        for item in work { item(connection) }
+        condition.lock()
+        committing = false
     }
 
     private func commit(_ batch: [Job], on eventLoop: (any EventLoop)?) {

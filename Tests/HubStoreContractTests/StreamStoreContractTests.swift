@@ -368,6 +368,28 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test("the WAL restarts under a steady stream of commits (no gap for a concurrent checkpoint to catch up in)")
+    func walBoundedUnderLoad() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        let p = path("wal/load")
+        _ = try await store.create(p, CreateRequest(contentType: plain))
+        let body = String(repeating: "x", count: 64 << 10)
+        // 8 appenders with no pause between commits: 2560 appends of 64 KiB, 160 MiB through the WAL. A checkpoint
+        // that only ran beside the commits never reached the log's end, and the log grew to hold all of it.
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            for _ in 0..<8 {
+                group.addTask { for _ in 0..<320 { _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text(body)])) } }
+            }
+            try await group.waitForAll()
+        }
+        let wal = try #require(try FileManager.default.attributesOfItem(atPath: file + "-wal")[.size] as? Int)
+        #expect(wal < 64 << 20, "WAL is \(wal >> 20) MiB after 160 MiB of appends")
+        #expect(try await store.info(p).head.position == 2560)
+        await store.close()
+    }
+
     @Test("one store file, one writer: a second open is refused until the first closes")
     func exclusiveOpen() async throws {
         let directory = try TemporaryDirectory()
