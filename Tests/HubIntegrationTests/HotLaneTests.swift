@@ -238,6 +238,38 @@ struct HotLaneTests {
         }
     }
 
+    @Test("one batch answers the lane's long-pollers: the same bytes where they asked the same, each its own cursor where not")
+    func laneLongPollsShareAnswers() async throws {
+        try await withRunningHub(patientPolls) { hub in
+            let p = uniqueStream()
+            let tail = try #require(try await hub.put(p, [jsonType], body: "[1]").header("stream-next-offset"))
+            // A poll the router parks opens the stream's push group at the tail, where the lane's polls join it.
+            async let routed = hub.get(p, "offset=\(tail)&live=long-poll")
+            try await hub.untilWaiting(1)
+            let before = try await laneRequests(hub)
+            let connections = try (0..<3).map { _ in try RawConnection(port: hub.port) }
+            for connection in connections {
+                // The first request on a connection sets up its HTTP pipeline; the lane reads from the second on.
+                #expect(try await connection.exchange("GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").status == 200)
+            }
+            let ahead = "99999999999"
+            for (connection, cursor) in zip(connections, ["", "&cursor=7", "&cursor=\(ahead)"]) {
+                try await connection.send("GET /v1/stream/\(p)?offset=\(tail)&live=long-poll\(cursor) HTTP/1.1\r\nHost: x\r\n\r\n")
+            }
+            try await hub.untilWaiting(4)
+            #expect(try await hub.post(p, [jsonType], body: "[2]").status == 204)
+            var answers: [RawHTTP.Response] = []
+            for connection in connections { answers.append(try await connection.response()) }
+            let router = try await routed
+            #expect(try await laneRequests(hub) - before == 3, "the polls were the lane's")
+            #expect(answers.allSatisfy { $0.status == 200 && $0.body == "[2]" } && router.text == "[2]")
+            #expect(answers.allSatisfy { $0.header("etag") == router.header("etag") && $0.header("stream-next-offset") == router.header("stream-next-offset") })
+            let cursors = answers.map { $0.header("stream-cursor") ?? "" }
+            #expect(cursors[0] == cursors[1] && cursors[0] == router.header("stream-cursor"), "behind the current interval: the current one")
+            #expect((Int(cursors[2]) ?? 0) > Int(ahead)!, "a cursor ahead of the server's: strictly more than the client's, its own")
+        }
+    }
+
     private func laneRequests(_ hub: RunningHub) async throws -> Int {
         let text = try await hub.client.request(.GET, "/metrics").text
         let line = text.split(separator: "\n").first { $0.hasPrefix("hub_hot_lane_requests_total ") }

@@ -569,4 +569,4 @@ enum RawHTTP {
 
 /// For tests whose polls wait for an append: the tests' usual 2 s deadline has passed before the append on a loaded
 /// 2-core machine running every suite at once (a poll answered 204 is then a timing failure, not a wrong answer).
-private func patientPolls(_ config: inout HubConfiguration) { config.http.longPollTimeout = .seconds(60) }
+func patientPolls(_ config: inout HubConfiguration) { config.http.longPollTimeout = .seconds(60) }

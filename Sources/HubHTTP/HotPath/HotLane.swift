@@ -57,6 +57,10 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     /// (Hummingbird closes a connection whose input ended and that it sees idle). Reads go on while the hot path
     /// answers a request from the lane (what arrives meanwhile waits here, bounded), so a client's FIN can come first.
     private var inputEnded = false
+    /// Something went up to the decoder during the current read: only then does the read's end go up too. A read
+    /// the lane answered entirely ends here — the end of every read walking the whole pipeline cost a long-poll
+    /// delivery a few percent in retains alone.
+    private var forwardedInRead = false
 
     /// How many bytes the lane's buffer can hold now (what it keeps between reads; for tests).
     var bufferCapacity: Int { buffer.capacity }
@@ -74,9 +78,11 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         var bytes = unwrapInboundIn(data)
         switch mode {
         case .passThrough:
+            forwardedInRead = true
             context.fireChannelRead(data)
         case .forwarding(let remaining) where buffer.readableBytes == 0 && bytes.readableBytes <= remaining:
             mode = remaining == bytes.readableBytes ? .scanning : .forwarding(remaining - bytes.readableBytes)
+            forwardedInRead = true
             context.fireChannelRead(data)
         default:
             if buffer.readableBytes == 0 {
@@ -89,6 +95,12 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     func channelReadComplete(context: ChannelHandlerContext) {
+        if forwardedInRead { endForwarding(context: context) }
+    }
+
+    /// Ends what was handed up to the decoder (the router's request stream takes it at the end of a read).
+    private func endForwarding(context: ChannelHandlerContext) {
+        forwardedInRead = false
         context.fireChannelReadComplete()
     }
 
@@ -114,7 +126,7 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
             // An unfinished request at the client's end of input: the decoder says what is wrong with it.
             mode = .passThrough
             forward(buffer.readSlice(length: buffer.readableBytes)!, context: context)
-            context.fireChannelReadComplete()
+            endForwarding(context: context)
         }
         context.fireUserInboundEventTriggered(ChannelEvent.inputClosed)
     }
@@ -171,7 +183,7 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         // Nothing of the last read is kept once it is consumed (NIO reuses its read buffer only when nobody holds it).
         if buffer.readableBytes == 0 { buffer = Self.empty }
         // What was handed on reaches the router's request stream at the end of a read; outside one, end it here.
-        if forwarded, !inRead { context.fireChannelReadComplete() }
+        if forwarded, !inRead { endForwarding(context: context) }
         if inputEnded, taken == nil {
             inputEnded = false
             endInput(context: context)
@@ -184,6 +196,7 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func forward(_ bytes: ByteBuffer, context: ChannelHandlerContext) {
+        forwardedInRead = true
         context.fireChannelRead(wrapInboundOut(bytes))
     }
 
@@ -210,7 +223,7 @@ final class HotLane: ChannelDuplexHandler, RemovableChannelHandler {
         }
         guard let context else { return }
         forward(taken.take()!, context: context)
-        context.fireChannelReadComplete()
+        endForwarding(context: context)
         afterTaken()
     }
 

@@ -394,6 +394,19 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let cursor = reads.cursor(client: polling.poll.clientCursor)
         let answer: StreamReads.Answer
         switch outcome {
+        case .answered(let batch) where viaLane && lane != nil:
+            // The batch's other pollers (same offset, nearly always the same cursor) get the same bytes: made once.
+            let request = polling.request
+            let close = Self.asksToClose(request)
+            let key = SharedRead.AnswerKey(from: polling.poll.from, cursor: cursor, method: request.method, close: close,
+                                           common: hot.commonFields.encoded(for: request.method))
+            let made = batch.answer(for: key) {
+                let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
+                return (answer.status, laneResponse(answer.status, answer.fields, body: answer.body, to: request, close: close))
+            }
+            hot.metrics.recordResponse(status: Int(made.status.code), hotPath: true)
+            lane!.write(made.wire, promise: nil)
+            return responded(close: close, forceClose: false, context: context)
         case .answered(let batch):
             answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
         case .expired, .shuttingDown, .ended:
@@ -428,7 +441,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         state = .streaming
         let request = polling.request
         streaming = Streaming(path: polling.poll.path, instance: Self.pathOnly(request.path ?? ""),
-                              closes: request.headerFields[.connection]?.lowercased() == "close",
+                              closes: Self.asksToClose(request),
                               logged: hot.logger.logLevel <= .debug ? (request, polling.tokenID, .now) : nil,
                               stream: joined.tail.result.info.id, deadline: deadline, cursorFloor: cursorFloor, member: joined.member)
         hot.metrics.sseStarted()
@@ -565,21 +578,37 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
 
     private func respond(_ status: HTTPResponse.Status, _ fields: HTTPFields, body: ByteBuffer?, to request: HTTPRequest,
                          forceClose: Bool = false, context: ChannelHandlerContext) {
-        let close = forceClose || request.headerFields[.connection]?.lowercased() == "close"
+        let close = forceClose || Self.asksToClose(request)
         hot.metrics.recordResponse(status: Int(status.code), hotPath: true)
-        let contentLength = status == .noContent ? nil : body?.readableBytes ?? 0
         if viaLane, let lane {
-            var bytes = ByteBuffer()
-            bytes.reserveCapacity(768 + (body?.readableBytes ?? 0))
-            laneResponseHead(status, fields, to: request, contentLength: contentLength, close: close, into: &bytes)
-            if var body { bytes.writeBuffer(&body) }
-            lane.write(bytes, promise: nil)
+            lane.write(laneResponse(status, fields, body: body, to: request, close: close), promise: nil)
         } else {
+            let contentLength = status == .noContent ? nil : body?.readableBytes ?? 0
             let head = responseHead(status, fields, to: request, contentLength: contentLength, close: close)
             context.write(wrapOutboundOut(.head(head)), promise: nil)
             if let body { context.write(wrapOutboundOut(.body(body)), promise: nil) }
             context.writeAndFlush(wrapOutboundOut(.end(nil)), promise: nil)
         }
+        responded(close: close, forceClose: forceClose, context: context)
+    }
+
+    private static func asksToClose(_ request: HTTPRequest) -> Bool {
+        request.headerFields[.connection]?.lowercased() == "close"
+    }
+
+    /// A whole response to a request from the lane, as bytes.
+    private func laneResponse(_ status: HTTPResponse.Status, _ fields: HTTPFields, body: ByteBuffer?, to request: HTTPRequest,
+                              close: Bool) -> ByteBuffer {
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(768 + (body?.readableBytes ?? 0))
+        laneResponseHead(status, fields, to: request, contentLength: status == .noContent ? nil : body?.readableBytes ?? 0, close: close,
+                         into: &bytes)
+        if var body { bytes.writeBuffer(&body) }
+        return bytes
+    }
+
+    /// After a response was written: the connection closes, or reads the next request.
+    private func responded(close: Bool, forceClose: Bool, context: ChannelHandlerContext) {
         if close {
             state = .closing
             held.removeAll()

@@ -1,3 +1,4 @@
+import HTTPTypes
 import HubCore
 import HubProtocol
 import NIOCore
@@ -10,7 +11,29 @@ final class SharedRead: Sendable {
     private let sse = Mutex<ByteBuffer?>(nil)
     private let body = Mutex<ByteBuffer?>(nil)
 
+    /// What a whole response written from this read depends on besides the read itself.
+    struct AnswerKey: Equatable, Sendable {
+        let from: Offset
+        let cursor: String
+        let method: HTTPRequest.Method
+        let close: Bool
+        /// The fields every response carries (`CommonResponseFields`: the date changes every second).
+        let common: ByteBuffer
+    }
+    /// The last whole response (status and wire bytes) written from this read, and what it was for.
+    private let answer = Mutex<(key: AnswerKey, status: HTTPResponse.Status, wire: ByteBuffer)?>(nil)
+
     init(_ result: ReadResult) { self.result = result }
+
+    /// The whole response for `key`, made by `make` unless the last one made was for the same key: a batch answers
+    /// every long-poller of its group at once, nearly always with the same bytes (same offset, same cursor), which
+    /// are then built and encoded once instead of once per poller.
+    func answer(for key: AnswerKey, _ make: () -> (HTTPResponse.Status, ByteBuffer)) -> (status: HTTPResponse.Status, wire: ByteBuffer) {
+        if let last = answer.withLock({ $0 }), last.key == key { return (last.status, last.wire) }
+        let (status, wire) = make()
+        answer.withLock { $0 = (key, status, wire) }
+        return (status, wire)
+    }
 
     /// `event: data` with the records (empty when there are none).
     var sseData: ByteBuffer {
