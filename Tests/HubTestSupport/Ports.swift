@@ -1,5 +1,29 @@
 import Foundation
 
+/// A free loopback port below the kernel's ephemeral range (32768 and up by default), for a server the test starts
+/// itself some time after choosing the port. A port from `freePort()` is an ephemeral one: until the server binds it,
+/// any test's outgoing connection or port-0 listener may take it (seen: PostgreSQL failing to start with "Address
+/// already in use").
+public func freeStablePort() throws -> Int {
+    for _ in 0..<200 {
+        let port = Int.random(in: 20_000..<32_000)
+        if canBind(port) { return port }
+    }
+    throw TestFailure("cannot find a free port below the ephemeral range")
+}
+
+private func canBind(_ port: Int) -> Bool {
+    let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    defer { close(fd) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    address.sin_port = UInt16(port).bigEndian
+    return withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) == 0 }
+    }
+}
+
 /// A TCP port on 127.0.0.1 that was free a moment ago (bind to 0, read it, close). Only for tools that must be told
 /// a port up front (systemd-socket-activate, the TLS listener); everything else binds port 0 and learns it.
 public func freePort() throws -> Int {

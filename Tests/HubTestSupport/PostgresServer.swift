@@ -50,7 +50,7 @@ public actor PostgresServer {
             let (status, output) = try await run("/bin/chown", ["-R", "\(asUser):\(asUser)", directory])
             guard status == 0 else { throw TestFailure("chown \(directory): \(output)") }
         }
-        let port = try freePort()
+        let port = try freeStablePort()
         let server = Running(port: port, directory: directory, binaries: binaries, asUser: asUser)
         try await server.command("initdb", ["-D", server.dataDirectory, "-U", "postgres", "-E", "UTF8", "--locale=C.UTF-8", "--auth-local=trust",
                                             "--auth-host=scram-sha-256", "--no-sync"])

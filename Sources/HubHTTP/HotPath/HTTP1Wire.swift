@@ -92,6 +92,12 @@ enum HTTP1Wire {
     /// A response head as NIO's encoder writes it: the status line, each field as `name: value`, then `common` (field
     /// lines encoded beforehand), then the blank line.
     static func writeResponseHead(_ status: HTTPResponse.Status, _ fields: HTTPFields, common: ByteBuffer, into buffer: inout ByteBuffer) {
+        writeResponseHeadOpen(status, fields, common: common, into: &buffer)
+        buffer.writeStaticString("\r\n")
+    }
+
+    /// The head without the blank line that ends it: more field lines may follow.
+    static func writeResponseHeadOpen(_ status: HTTPResponse.Status, _ fields: HTTPFields, common: ByteBuffer, into buffer: inout ByteBuffer) {
         buffer.writeStaticString("HTTP/1.1 ")
         buffer.writeString(String(status.code))
         buffer.writeStaticString(" ")
@@ -99,7 +105,6 @@ enum HTTP1Wire {
         buffer.writeStaticString("\r\n")
         writeFields(fields, into: &buffer)
         buffer.writeImmutableBuffer(common)
-        buffer.writeStaticString("\r\n")
     }
 
     /// Field lines: `name: value` CRLF each.

@@ -395,17 +395,33 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let answer: StreamReads.Answer
         switch outcome {
         case .answered(let batch) where viaLane && lane != nil:
-            // The batch's other pollers (same offset, nearly always the same cursor) get the same bytes: made once.
+            // The batch's other pollers (same offset) get the same bytes but for their cursors: encoded once.
             let request = polling.request
             let close = Self.asksToClose(request)
-            let key = SharedRead.AnswerKey(from: polling.poll.from, cursor: cursor, method: request.method, close: close,
-                                           common: hot.commonFields.encoded(for: request.method))
-            let made = batch.answer(for: key) {
+            let common = hot.commonFields.encoded(for: request.method)
+            let key = SharedRead.AnswerKey(from: polling.poll.from, method: request.method, close: close, common: common)
+            let encoded = batch.answer(for: key) {
                 let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
-                return (answer.status, laneResponse(answer.status, answer.fields, body: answer.body, to: request, close: close))
+                var fields = Self.ownFields(answer.fields, contentLength: answer.status == .noContent ? nil : answer.body?.readableBytes ?? 0,
+                                            close: close)
+                let carriesCursor = fields[.streamCursor] != nil
+                fields[.streamCursor] = nil
+                var head = ByteBuffer()
+                HTTP1Wire.writeResponseHeadOpen(answer.status, fields, common: common, into: &head)
+                return SharedRead.EncodedAnswer(status: answer.status, openHead: head, carriesCursor: carriesCursor, body: answer.body)
             }
-            hot.metrics.recordResponse(status: Int(made.status.code), hotPath: true)
-            lane!.write(made.wire, promise: nil)
+            var bytes = ByteBuffer()
+            bytes.reserveCapacity(encoded.openHead.readableBytes + 64 + (encoded.body?.readableBytes ?? 0))
+            bytes.writeImmutableBuffer(encoded.openHead)
+            if encoded.carriesCursor {
+                bytes.writeStaticString("Stream-Cursor: ")
+                bytes.writeString(cursor)
+                bytes.writeStaticString("\r\n")
+            }
+            bytes.writeStaticString("\r\n")
+            if let body = encoded.body { bytes.writeImmutableBuffer(body) }
+            hot.metrics.recordResponse(status: Int(encoded.status.code), hotPath: true)
+            lane!.write(bytes, promise: nil)
             return responded(close: close, forceClose: false, context: context)
         case .answered(let batch):
             answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)

@@ -11,29 +11,37 @@ final class SharedRead: Sendable {
     private let sse = Mutex<ByteBuffer?>(nil)
     private let body = Mutex<ByteBuffer?>(nil)
 
-    /// What a whole response written from this read depends on besides the read itself.
+    /// What a long-poll response written from this read depends on besides the read itself and the poller's
+    /// `Stream-Cursor` (each poller's own: a client that echoes the cursor gets a jittered one of its own).
     struct AnswerKey: Equatable, Sendable {
         let from: Offset
-        let cursor: String
         let method: HTTPRequest.Method
         let close: Bool
         /// The fields every response carries (`CommonResponseFields`: the date changes every second).
         let common: ByteBuffer
     }
-    /// The last whole response (status and wire bytes) written from this read, and what it was for.
-    private let answer = Mutex<(key: AnswerKey, status: HTTPResponse.Status, wire: ByteBuffer)?>(nil)
+    /// A long-poll response as bytes, but for its cursor: the head without its `Stream-Cursor` line and without the
+    /// blank line that ends it, then the body.
+    struct EncodedAnswer: Sendable {
+        let status: HTTPResponse.Status
+        let openHead: ByteBuffer
+        /// The response carries a `Stream-Cursor` (not when the stream is closed).
+        let carriesCursor: Bool
+        let body: ByteBuffer?
+    }
+    private let answer = Mutex<(key: AnswerKey, encoded: EncodedAnswer)?>(nil)
+
+    /// The long-poll response for `key`, made by `make` unless the last one made was for the same key: a batch
+    /// answers every long-poller of its group at once with the same bytes but for the cursor, which are then built
+    /// and encoded once instead of once per poller.
+    func answer(for key: AnswerKey, _ make: () -> EncodedAnswer) -> EncodedAnswer {
+        if let last = answer.withLock({ $0 }), last.key == key { return last.encoded }
+        let made = make()
+        answer.withLock { $0 = (key, made) }
+        return made
+    }
 
     init(_ result: ReadResult) { self.result = result }
-
-    /// The whole response for `key`, made by `make` unless the last one made was for the same key: a batch answers
-    /// every long-poller of its group at once, nearly always with the same bytes (same offset, same cursor), which
-    /// are then built and encoded once instead of once per poller.
-    func answer(for key: AnswerKey, _ make: () -> (HTTPResponse.Status, ByteBuffer)) -> (status: HTTPResponse.Status, wire: ByteBuffer) {
-        if let last = answer.withLock({ $0 }), last.key == key { return (last.status, last.wire) }
-        let (status, wire) = make()
-        answer.withLock { $0 = (key, status, wire) }
-        return (status, wire)
-    }
 
     /// `event: data` with the records (empty when there are none).
     var sseData: ByteBuffer {

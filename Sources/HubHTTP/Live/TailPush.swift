@@ -115,11 +115,24 @@ final class TailPush<Feed: TailFeed>: Sendable {
         var task: Task<Void, Never>?
         /// When a member last joined: a group empty for an idle interval since then ends.
         var lastJoined = ContinuousClock.now
+
+        /// Adds `member` if the group is at `after` and knows its newest batch there; returns that batch.
+        mutating func join(_ member: Subscriber, at after: UInt64) -> Feed.Batch? {
+            guard cursor == after, let tail else { return nil }
+            members[member.id] = member
+            lastJoined = .now
+            return tail
+        }
     }
 
     private struct Expiry: Hashable, Sendable {
         let scope: Feed.Scope
+        /// Unique among all members of all groups: it alone is the key (hashing the scope, a stream path, four
+        /// times per long-poll was a measurable part of a poll's cost).
         let member: UInt64
+
+        static func == (a: Self, b: Self) -> Bool { a.member == b.member }
+        func hash(into hasher: inout Hasher) { hasher.combine(member) }
     }
 
     private let groups = Mutex<(table: [Feed.Scope: Group], nextID: UInt64)>(([:], 0))
@@ -222,13 +235,11 @@ final class TailPush<Feed: TailFeed>: Sendable {
                     deadline: ContinuousClock.Instant,
                     onRelease: @escaping @Sendable (Release) -> Void) -> (tail: Feed.Batch, member: Subscriber)? {
         let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
-            guard state.table[scope]?.cursor == after, let tail = state.table[scope]?.tail else { return nil }
+            let subscriber = Subscriber(id: state.nextID &+ 1, channel: channel, delivery: delivery)
+            // In place, with one lookup: a copy of the group would copy its members (every parked reader).
+            guard let tail = state.table[scope]?.join(subscriber, at: after) else { return nil }
             state.nextID &+= 1
-            let subscriber = Subscriber(id: state.nextID, channel: channel, delivery: delivery)
             subscriber.onRelease(onRelease)
-            // In place: a copy of the group would copy its members (every parked reader) on each join.
-            state.table[scope]!.members[subscriber.id] = subscriber
-            state.table[scope]!.lastJoined = .now
             metrics.parked.add(1, ordering: .relaxed)
             return (subscriber, tail)
         }
