@@ -79,7 +79,7 @@ struct HTTPServerService: Service {
             // connection: 1 KiB (nginx's client_header_buffer_size) instead of NIO's 2 KiB; it adapts upwards for
             // connections that read more (bodies, pipelined requests).
             .childChannelOption(ChannelOptions.recvAllocator, value: AdaptiveRecvByteBufferAllocator(minimum: 64, initial: 1024, maximum: 65536))
-        let tls = self.tls, metrics = self.metrics
+        let tls = self.tls
         let setup: @Sendable (any Channel) -> EventLoopFuture<UpgradableHTTPChannel.Value> = { channel in
             guard let tls else { return child.setup(channel: channel, logger: logger) }
             return channel.eventLoop.makeCompletedFuture {
@@ -117,8 +117,11 @@ struct HTTPServerService: Service {
     /// Gives each connection a task only once it needs one (`UpgradableHTTPChannel.whenTaskNeeded`): an idle connection
     /// the hot path alone serves is its channel and its parked entry, nothing more. The accept loop and the
     /// connections' futures feed one stream, which this loop (the task group's owner, the only one that may add to
-    /// it) turns into tasks. Returns once the listener closed and every connection ended. Cancelled (shutdown's grace
-    /// is over), it closes the connections that still have no task; those with one close as their task is cancelled.
+    /// it) turns into tasks. Returns once the listener closed and every connection ended. When the listener closes
+    /// (graceful shutdown), the connections without a task are asked to quiesce, as Hummingbird asks its own: idle
+    /// ones close at once, busy ones after their answer (otherwise an idle keep-alive client held the shutdown for
+    /// the whole grace period). Cancelled (the grace is over), it closes the connections that still have no task;
+    /// those with one close as their task is cancelled.
     private func serveConnections(from server: NIOAsyncChannel<UpgradableHTTPChannel.Value, Never>,
                                   child: UpgradableHTTPChannel) async throws {
         let (events, sink) = AsyncStream.makeStream(of: ConnectionEvent.self)
@@ -149,6 +152,9 @@ struct HTTPServerService: Service {
                     metrics.connectionClosed()
                 case .listenerClosed:
                     listening = false
+                    for channel in taskless.values {
+                        channel.eventLoop.execute { channel.pipeline.syncOperations.fireUserInboundEventTriggered(ChannelShouldQuiesceEvent()) }
+                    }
                 }
                 if !listening, taskless.isEmpty { break }
             }

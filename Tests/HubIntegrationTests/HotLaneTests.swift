@@ -270,6 +270,22 @@ struct HotLaneTests {
         }
     }
 
+    @Test("graceful shutdown closes an idle connection only the hot path served at once, not after the grace period")
+    func shutdownClosesIdleHotConnections() async throws {
+        // A grace far longer than the wait below: a connection left open until the grace ends fails the test.
+        try await withRunningHub({ $0.shutdownGrace = .seconds(600) }) { hub in
+            let p = uniqueStream()
+            #expect(try await hub.put(p, [textType]).status == 201)
+            let post = "POST /v1/stream/\(p) HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1\r\n\r\na"
+            let connection = try RawConnection(port: hub.port)
+            #expect(try await connection.exchange(post).status == 204)
+            #expect(try await connection.exchange(post).status == 204)  // the lane's
+            #expect(!connection.closedByServer)
+            await hub.shutdown()
+            try await eventually { connection.closedByServer }
+        }
+    }
+
     private func laneRequests(_ hub: RunningHub) async throws -> Int {
         let text = try await hub.client.request(.GET, "/metrics").text
         let line = text.split(separator: "\n").first { $0.hasPrefix("hub_hot_lane_requests_total ") }
@@ -288,6 +304,12 @@ final class RawConnection: @unchecked Sendable {
     }
 
     deinit { close(fd) }
+
+    /// The server closed the connection (a read would see its end now), without blocking.
+    var closedByServer: Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, Int32(MSG_PEEK | MSG_DONTWAIT)) == 0
+    }
 
     func send(_ text: String, thenHalfClose: Bool = false) async throws {
         try await blocking {
