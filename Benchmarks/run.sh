@@ -11,6 +11,8 @@
 # store    store-only appends (no HTTP): StoreBench
 # leave    resident memory after 1000 SSE subscribers leave (two rounds, then 35 s idle)
 # auth     the same publish run with --auth open and with --auth tokens and a minted token (auth overhead)
+# Two builds against each other, one path at a time: Benchmarks/ab.sh; the heap of idle SSE connections by
+# allocation site: Benchmarks/heap-idle.sh.
 # Server and load generator are pinned to CPU 0 and CPU 1 (SERVER_CPUS / LOADGEN_CPUS). HUBD=path runs another
 # hubd binary (a copy of an earlier build, to compare) in the scenarios this script starts itself.
 set -euo pipefail
