@@ -24,6 +24,9 @@ public struct HTTPLimits: Sendable {
     public var webSocketPing: Duration = .seconds(25)
     /// WebSocket: a send that has not completed within this time closes the connection with 4008 (slow consumer).
     public var webSocketSendTimeout: Duration = .seconds(30)
+    /// WebSocket: how long a closing connection has to take the close frame and answer it before it is dropped (the
+    /// close handshake; also a slow consumer's 4008). Not a configuration option; tests on a loaded machine raise it.
+    public var webSocketCloseGrace: Duration = .seconds(10)
     /// WebSocket: largest inbound frame or message; larger ones close the connection with 1009.
     public var webSocketMaxInbound: Int = 64 << 10
     /// Durable consumers: redeliver unacknowledged frames after this long, unless the client asks for another value.

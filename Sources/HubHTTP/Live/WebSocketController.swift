@@ -144,7 +144,8 @@ struct WebSocketController: Sendable {
 
         // Redelivery goes back to where this connection started: the last ack, or an explicit `since` past it.
         let window = consumer.map { _ in ConsumerWindow(ackedSeq: start) }
-        let sender = Sender(outbound: outbound, channel: channel, timeout: limits.webSocketSendTimeout, metrics: metrics)
+        let sender = Sender(outbound: outbound, channel: channel, timeout: limits.webSocketSendTimeout, closeGrace: limits.webSocketCloseGrace,
+                            metrics: metrics)
         let outcome: Ending = try await withThrowingTaskGroup(of: Ending.self) { group in
             group.addTask {
                 await self.readClient(inbound, subscription: subscription, window: window, sender: sender)
@@ -360,13 +361,15 @@ final class Sender: Sendable {
     private let outbound: WebSocketOutboundWriter
     private let channel: any Channel
     private let timeout: Duration
+    /// How long a stalled connection has to take its 4008 close frame before it is dropped.
+    private let closeGrace: Duration
     private let metrics: HubMetrics
     /// Uptime in ns when the pending write began; 0 when none is pending.
     private let pendingSince = Atomic<UInt64>(0)
     private let stalled = Atomic<Bool>(false)
 
-    init(outbound: WebSocketOutboundWriter, channel: any Channel, timeout: Duration, metrics: HubMetrics) {
-        self.outbound = outbound; self.channel = channel; self.timeout = timeout; self.metrics = metrics
+    init(outbound: WebSocketOutboundWriter, channel: any Channel, timeout: Duration, closeGrace: Duration, metrics: HubMetrics) {
+        self.outbound = outbound; self.channel = channel; self.timeout = timeout; self.closeGrace = closeGrace; self.metrics = metrics
     }
 
     /// Sends text frames in order; false once the connection was found stalled or a write failed.
@@ -382,10 +385,6 @@ final class Sender: Sendable {
         }
     }
 
-    /// How long a stalled connection has to take its 4008 close frame before it is dropped (what the WebSocket
-    /// close handshake gets anyway).
-    static let closeGrace: Duration = .seconds(10)
-
     /// Runs until cancelled or the connection stalls.
     func watch() async -> WebSocketController.Ending {
         let limitNs = UInt64(timeout.milliseconds) * 1_000_000
@@ -397,10 +396,13 @@ final class Sender: Sendable {
             metrics.slowConsumerClosed()
             // The close frame queues behind what the client has not read (at most the channel's high-water mark), so a
             // client that reads again gets everything and then 4008. One that never does is dropped after the grace.
-            let outbound = self.outbound, channel = self.channel
+            let outbound = self.outbound
             Task { try? await outbound.close(WebSocketController.CloseCode.slowConsumer, reason: "slow-consumer") }
-            try? await Task.sleep(for: Self.closeGrace)
-            channel.close(promise: nil)
+            // Cancelled means the client read again (the pending write completed, the next send found the connection
+            // stalled and ended the session): the close handshake then runs in WSCore, bounded by the same grace.
+            // Closing the channel here would drop the frames and the 4008 the client is reading.
+            try? await Task.sleep(for: closeGrace)
+            if !Task.isCancelled { channel.close(promise: nil) }
             return .stalled
         }
         return .clientClosed
@@ -425,7 +427,7 @@ extension HTTPLimits {
             // No context takeover: each message compresses on its own, so an idle connection keeps no window.
             extensions: [WebSocketExtensionFactory.perMessageDeflate(noContextTakeover: true, maxDecompressedFrameSize: webSocketMaxInbound).build()],
             autoPing: .enabled(timePeriod: webSocketPing),
-            closeTimeout: .seconds(10),
+            closeTimeout: webSocketCloseGrace,
             validateUTF8: true)
     }
 }
