@@ -84,8 +84,11 @@ enum SlotLogQueries {
             let row = try StreamQueries.readable(db, path: path, nowMs: nowMs)
             floor = row.trimmedSeq
             key = row.id
-            sql = "SELECT seq, pos, ts_ms, type, body, ?, ? FROM records WHERE stream_id = ? AND seq > ? ORDER BY seq LIMIT ?"
-            values = [.text(path.rawValue), .text(row.contentType.raw), .int(row.id), .int(after), .int(Int64(limit))]
+            // Within a stream seq grows with pos: reading from the first position after `after` in pos order is
+            // reading in seq order.
+            let start = try firstPosition(db, stream: row.id, afterSeq: after) ?? Int64.max
+            sql = "SELECT seq, pos, ts_ms, type, body, ?, ? FROM records WHERE stream_id = ? AND pos >= ? ORDER BY pos LIMIT ?"
+            values = [.text(path.rawValue), .text(row.contentType.raw), .int(row.id), .int(start), .int(Int64(limit))]
         }
         if after > 0 && after < floor { throw .belowRetention(floor: .seq(floor)) }
         var records: [SlotRecord] = []
@@ -111,6 +114,53 @@ enum SlotLogQueries {
             throw .backend("\(error)")
         }
         return SlotReadResult(records: records, headSeq: slot.headSeq, floorSeq: floor, changeKey: key, next: records.last?.seq ?? after)
+    }
+
+    /// The position of the stream's first own record with a seq after `afterSeq`, nil when there is none. There is no
+    /// (stream_id, seq) index (it cost a B-tree write per append); within a stream both seq and pos grow in append
+    /// order, so "seq > afterSeq" holds from one position on and a search over the primary key finds it: galloping
+    /// back from the newest record (a reader at the tail is answered in two or three probes), then bisecting.
+    /// Robust to gaps in the positions (each probe takes the nearest existing record).
+    static func firstPosition(_ db: SQLiteConnection, stream: Int64, afterSeq: UInt64) throws(StoreError) -> Int64? {
+        typealias Probe = (pos: Int64, seq: UInt64)
+        func probe(_ sql: String, _ pos: Int64?) throws(StoreError) -> Probe? {
+            try db.first(sql, pos.map { [.int(stream), .int($0)] } ?? [.int(stream)]) { ($0.int(0), UInt64($0.int(1))) }
+        }
+        let newest = "SELECT pos, seq FROM records WHERE stream_id = ? ORDER BY pos DESC LIMIT 1"
+        let atOrBefore = "SELECT pos, seq FROM records WHERE stream_id = ? AND pos <= ? ORDER BY pos DESC LIMIT 1"
+        let atOrAfter = "SELECT pos, seq FROM records WHERE stream_id = ? AND pos >= ? ORDER BY pos LIMIT 1"
+        guard let last = try probe(newest, nil), last.seq > afterSeq else { return nil }
+        // `best` qualifies; no record at or below `low` does (positions start at 1).
+        var best = last.pos, low: Int64 = 0, step: Int64 = 1
+        while best - step > 0 {
+            guard let record = try probe(atOrBefore, best - step) else {
+                low = best - step
+                break
+            }
+            if record.seq > afterSeq {
+                best = record.pos
+                step = step < (1 << 60) ? step * 2 : step
+            } else {
+                low = record.pos
+                break
+            }
+        }
+        // Any qualifying record before `best` lies in [from, to].
+        var from = low + 1, to = best - 1
+        while from <= to {
+            let middle = from + (to - from) / 2
+            guard let record = try probe(atOrAfter, middle), record.pos <= to else {
+                to = middle - 1  // nothing in [middle, to]
+                continue
+            }
+            if record.seq > afterSeq {
+                best = record.pos
+                to = middle - 1
+            } else {
+                from = record.pos + 1
+            }
+        }
+        return best
     }
 
     static func logState(_ db: SQLiteConnection, _ name: SlotName) throws(StoreError) -> SlotLogState {

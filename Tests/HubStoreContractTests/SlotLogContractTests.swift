@@ -63,6 +63,32 @@ struct SlotLogContractTests {
         }
     }
 
+    @Test("a stream read by seq starts right after every cursor, with other streams' seqs between and a trimmed start",
+          arguments: StoreKind.allCases)
+    func streamReadFromEveryCursor(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let slot = slotName()
+            _ = try await store.createSlot(slot, settings: SlotSettings(maxRecords: 40), actor: "test")
+            let a = StreamPath("\(slot)/a")!, b = StreamPath("\(slot)/b")!
+            for path in [a, b] { _ = try await store.create(path, CreateRequest(contentType: plain, createsSlot: false)) }
+            for i in 0..<30 {
+                _ = try await store.append(a, AppendRequest(contentType: plain, messages: (0...(i % 3)).map { text("a\(i).\($0)") }))
+                if i % 4 != 1 { _ = try await store.append(b, AppendRequest(contentType: plain, messages: (0...(i % 2)).map { text("b\(i).\($0)") })) }
+            }
+            let state = try await store.logState(slot)
+            #expect(state.floorSeq > 0, "the record limit trimmed the start")
+            // The oracle: the slot scope (read through another index), filtered to stream a.
+            let slotRead = try await store.readLog(.slot(slot), after: state.floorSeq, limit: 1000, maxBytes: 1 << 20)
+            let ofA = slotRead.records.filter { $0.path == a }.map(\.seq)
+            #expect(!ofA.isEmpty)
+            for after in state.floorSeq...state.headSeq {
+                let read = try await store.readLog(.stream(a), after: after, limit: 3, maxBytes: 1 << 20)
+                #expect(read.records.map(\.seq) == Array(ofA.filter { $0 > after }.prefix(3)), "after \(after)")
+                #expect(read.records.allSatisfy { $0.path == a })
+            }
+        }
+    }
+
     @Test("max_records trims at every commit; a cursor below the floor is gone on every read path", arguments: StoreKind.allCases)
     func recordRetention(_ kind: StoreKind) async throws {
         try await withStore(kind) { store in
