@@ -120,6 +120,11 @@ final class Statement {
 
     init(handle: OpaquePointer, connection: SQLiteConnection) { self.handle = handle; self.connection = connection }
 
+    func bind(_ value: Int64, at index: Int32) throws(SQLiteFailure) {
+        let rc = sqlite3_bind_int64(handle, index, value)
+        guard rc == SQLITE_OK else { throw connection.failure(rc) }
+    }
+
     func bind(_ value: SQLValue, at index: Int32) throws(SQLiteFailure) {
         let rc: Int32
         switch value {
