@@ -196,12 +196,15 @@ enum StreamQueries {
                     try statement.bind(Int64(batchEnd), at: parameter + 4)
                     try statement.bind(nowMs, at: parameter + 5)
                     try statement.bind(message.type.map(SQLValue.text) ?? .null, at: parameter + 6)
-                    try statement.bind(.blob(message.body), at: parameter + 7)
+                    try statement.bindBorrowed(message.body, at: parameter + 7)
                     parameter += 8
                     index += 1
                 }
+                // The bodies are bound without a copy: `messages` holds them, unchanged, until the reset.
                 defer { sqlite3_reset(statement.handle) }
-                while try statement.step() {}
+                try withExtendedLifetime(messages) { () throws(SQLiteFailure) in
+                    while try statement.step() {}
+                }
             }
         } catch {
             throw error.storeError
