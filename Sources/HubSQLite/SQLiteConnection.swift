@@ -124,10 +124,7 @@ final class Statement {
     /// `body` is alive and unchanged (the caller holds it and resets the statement after stepping); the binding is
     /// cleared before the statement's next use (`SQLiteConnection.statement`). Saves a malloc and a copy per record.
     func bindBorrowed(_ body: ByteBuffer, at index: Int32) throws(SQLiteFailure) {
-        let rc = body.withUnsafeReadableBytes { bytes in
-            // A zero-length blob must not be bound as NULL: give SQLite a valid pointer.
-            sqlite3_bind_blob(handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), nil)
-        }
+        let rc = bindBlob(body, at: index, destructor: nil)
         guard rc == SQLITE_OK else { throw connection.failure(rc) }
     }
 
@@ -142,13 +139,17 @@ final class Statement {
         case .int(let v): rc = sqlite3_bind_int64(handle, index, v)
         case .text(let s): rc = sqlite3_bind_text(handle, index, s, -1, sqliteTransient)
         case .null: rc = sqlite3_bind_null(handle, index)
-        case .blob(let buffer):
-            rc = buffer.withUnsafeReadableBytes { bytes in
-                // A zero-length blob must not be bound as NULL: give SQLite a valid pointer.
-                sqlite3_bind_blob(handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), sqliteTransient)
-            }
+        case .blob(let buffer): rc = bindBlob(buffer, at: index, destructor: sqliteTransient)
         }
         guard rc == SQLITE_OK else { throw connection.failure(rc) }
+    }
+
+    /// `destructor`: `sqliteTransient` (SQLite copies the bytes) or nil (`SQLITE_STATIC`, see `bindBorrowed`).
+    private func bindBlob(_ buffer: ByteBuffer, at index: Int32, destructor: sqlite3_destructor_type?) -> Int32 {
+        buffer.withUnsafeReadableBytes { bytes in
+            // A zero-length blob must not be bound as NULL: give SQLite a valid pointer.
+            sqlite3_bind_blob(handle, index, bytes.baseAddress ?? UnsafeRawPointer(bitPattern: 1), Int32(bytes.count), destructor)
+        }
     }
 
     /// True while positioned on a row; false when done.

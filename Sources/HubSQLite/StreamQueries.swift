@@ -195,7 +195,7 @@ enum StreamQueries {
                     try statement.bind(Int64(firstSeq) + n, at: parameter + 3)
                     try statement.bind(Int64(batchEnd), at: parameter + 4)
                     try statement.bind(nowMs, at: parameter + 5)
-                    try statement.bind(message.type.map(SQLValue.text) ?? .null, at: parameter + 6)
+                    try statement.bind(.optional(message.type), at: parameter + 6)
                     try statement.bindBorrowed(message.body, at: parameter + 7)
                     parameter += 8
                     index += 1
