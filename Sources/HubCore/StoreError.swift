@@ -30,6 +30,8 @@ public enum StoreError: Error, Sendable, Equatable {
     case slotNotFound(SlotName)
     case slotExists(SlotName)
     case tokenNotFound(String)
+    /// A fixed bound of the store is reached (the SQLite store's slot ids and per-slot seqs); the text says which.
+    case capacityExhausted(String)
     /// An online backup could not be written (the reason is safe to show an admin).
     case backupFailed(String)
     /// The database file was written by a newer hubd.

@@ -82,6 +82,8 @@ extension HubProblem {
         case .payloadTooLarge(let limit): self.init(status: .contentTooLarge, code: "payload-too-large", detail: "Limit: \(limit) bytes.")
         case .slotNotFound(let s): self.init(status: .notFound, code: "slot-not-found", detail: "No slot named '\(s)'.")
         case .slotExists(let s): self.init(status: .conflict, code: "slot-exists", detail: "A slot named '\(s)' exists.")
+        case .capacityExhausted(let reason):
+            self.init(status: .init(code: 507, reasonPhrase: "Insufficient Storage"), code: "capacity-exhausted", detail: reason)
         case .backupFailed(let reason): self.init(status: .unprocessableContent, code: "backup-failed", detail: reason)
         case .tokenNotFound(let id): self.init(status: .notFound, code: "token-not-found", detail: "No usable token with id '\(id.prefix(64))'.")
         case .schemaTooNew, .backend: self.init(status: .internalServerError, code: "internal")

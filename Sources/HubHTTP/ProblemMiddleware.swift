@@ -28,7 +28,7 @@ struct ProblemMiddleware: RouterMiddleware {
         case let error as StoreError:
             switch error {
             case .backend(let cause), .unavailable(let cause): logger.error("store failure", metadata: ["cause": "\(cause)"])
-            case .schemaTooNew: logger.error("store failure", metadata: ["cause": "\(error)"])
+            case .schemaTooNew, .capacityExhausted: logger.error("store failure", metadata: ["cause": "\(error)"])
             default: break
             }
             return HubProblem(error)

@@ -138,7 +138,38 @@ enum Migrations {
         """
         DROP INDEX records_stream_seq;
         """,
+        // 6: a record's rowid is `slot_id << 43 | seq` (`RecordKey`): the table is ordered by (slot, seq), so the
+        // (slot_id, seq) index goes too — one B-tree less per append; slot reads and trims are rowid ranges.
+        // `slot_id` and `seq` stay as generated columns. Rewrites the table once (the guard below checks the bounds).
+        """
+        CREATE TABLE records_by_seq(
+            id INTEGER PRIMARY KEY,
+            stream_id INTEGER NOT NULL,
+            pos INTEGER NOT NULL,
+            batch_end INTEGER NOT NULL,
+            ts_ms INTEGER NOT NULL,
+            type TEXT,
+            body BLOB NOT NULL,
+            slot_id INTEGER GENERATED ALWAYS AS (id >> 43) VIRTUAL,
+            seq INTEGER GENERATED ALWAYS AS (id & 8796093022207) VIRTUAL
+        );
+        INSERT INTO records_by_seq(id, stream_id, pos, batch_end, ts_ms, type, body)
+            SELECT (slot_id << 43) | seq, stream_id, pos, batch_end, ts_ms, type, body FROM records ORDER BY slot_id, seq;
+        DROP TABLE records;
+        ALTER TABLE records_by_seq RENAME TO records;
+        CREATE UNIQUE INDEX records_stream_pos ON records(stream_id, pos);
+        """,
     ]
+
+    /// Refuses a migration the data cannot take, before it runs (the transaction then leaves the file as it was).
+    private static func guardBefore(_ version: Int, _ db: SQLiteConnection) throws {
+        guard version == 6 else { return }
+        let outside = try db.first("SELECT count(*) FROM slots WHERE id > ? OR head_seq > ?",
+                                   [.int(RecordKey.maxSlotID), .int(RecordKey.maxSeq)]) { $0.int(0) } ?? 0
+        if outside > 0 {
+            throw StoreError.capacityExhausted("\(outside) slot(s) have an id above \(RecordKey.maxSlotID) or more than \(RecordKey.maxSeq) records: this hubd cannot upgrade the store")
+        }
+    }
 
     /// Brings `db` to the newest schema inside one transaction.
     static func migrate(_ db: SQLiteConnection) throws(StoreError) {
@@ -149,6 +180,7 @@ enum Migrations {
             try db.exec("BEGIN IMMEDIATE")
             do {
                 for version in (current + 1)...all.count {
+                    try guardBefore(version, db)
                     try db.exec(all[version - 1])
                     try db.exec("PRAGMA user_version = \(version)")
                 }

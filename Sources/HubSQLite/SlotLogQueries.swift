@@ -77,9 +77,9 @@ enum SlotLogQueries {
             key = ChangeKey.slot(slot.id)
             sql = """
                 SELECT r.seq, r.pos, r.ts_ms, r.type, r.body, s.path, s.content_type FROM records r JOIN streams s ON s.id = r.stream_id
-                WHERE r.slot_id = ? AND r.seq > ? AND s.deleted = 0 ORDER BY r.seq LIMIT ?
+                WHERE r.id > ? AND r.id <= ? AND s.deleted = 0 ORDER BY r.id LIMIT ?
                 """
-            values = [.int(slot.id), .int(after), .int(Int64(limit))]
+            values = RecordKey.range(slot: slot.id, after: after) + [.int(Int64(limit))]
         case .stream(let path):
             let row = try StreamQueries.readable(db, path: path, nowMs: nowMs)
             floor = row.trimmedSeq
@@ -253,8 +253,8 @@ enum SlotLogQueries {
             // Records are in seq order and timestamps follow commit order: the expired ones are a prefix.
             let cutoff = nowMs - maxAge * 1000
             if let last = try db.first("""
-                SELECT max(seq) FROM (SELECT seq, ts_ms FROM records WHERE slot_id = ? AND seq > ? ORDER BY seq LIMIT ?) WHERE ts_ms < ?
-                """, [.int(slot.id), .int(slot.floorSeq), .int(Int64(trimBatch)), .int(cutoff)], { $0.optionalInt(0) }) ?? nil {
+                SELECT max(seq) FROM (SELECT seq, ts_ms FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?) WHERE ts_ms < ?
+                """, RecordKey.range(slot: slot.id, after: slot.floorSeq) + [.int(Int64(trimBatch)), .int(cutoff)], { $0.optionalInt(0) }) ?? nil {
                 through = max(through, UInt64(last))
             }
         }
@@ -264,8 +264,8 @@ enum SlotLogQueries {
                 var excess = total - maxBytes
                 let s: Statement
                 do {
-                    s = try db.statement("SELECT seq, length(body) FROM records WHERE slot_id = ? AND seq > ? ORDER BY seq LIMIT ?",
-                                         [.int(slot.id), .int(slot.floorSeq), .int(Int64(trimBatch))])
+                    s = try db.statement("SELECT seq, length(body) FROM records WHERE id > ? AND id <= ? ORDER BY id LIMIT ?",
+                                         RecordKey.range(slot: slot.id, after: slot.floorSeq) + [.int(Int64(trimBatch))])
                     defer { sqlite3_reset(s.handle) }
                     while excess > 0, try s.step() {
                         excess -= s.int(1)
@@ -284,9 +284,9 @@ enum SlotLogQueries {
     /// Removes the slot's records with `seq <= through` and raises the floors of the slot and of each stream touched.
     static func trim(_ db: SQLiteConnection, slotID: Int64, through: UInt64, changed: inout Set<Int64>) throws(StoreError) -> Int {
         let perStream = try db.query("""
-            SELECT stream_id, count(*), coalesce(sum(length(body)), 0), max(pos), max(seq) FROM records WHERE slot_id = ? AND seq <= ? GROUP BY stream_id
-            """, [.int(slotID), .int(through)]) { ($0.int(0), $0.int(1), $0.int(2), $0.int(3), $0.int(4)) }
-        try StreamQueries.run(db, "DELETE FROM records WHERE slot_id = ? AND seq <= ?", [.int(slotID), .int(through)])
+            SELECT stream_id, count(*), coalesce(sum(length(body)), 0), max(pos), max(seq) FROM records WHERE id > ? AND id <= ? GROUP BY stream_id
+            """, RecordKey.range(slot: slotID, after: 0, through: through)) { ($0.int(0), $0.int(1), $0.int(2), $0.int(3), $0.int(4)) }
+        try StreamQueries.run(db, "DELETE FROM records WHERE id > ? AND id <= ?", RecordKey.range(slot: slotID, after: 0, through: through))
         var removed = 0
         for (stream, count, bytes, pos, seq) in perStream {
             try StreamQueries.run(db, """

@@ -18,7 +18,7 @@ public struct StoreVerification: Sendable {
 /// Offline integrity checks of a SQLite store file (a live hub's, read-only, or a backup): SQLite's own
 /// `integrity_check` and `foreign_key_check`, then the store's invariants:
 /// - per slot, every record's seq is above the retention floor and at most the slot's head seq (seqs are unique:
-///   an index enforces it);
+///   they are the record's rowid, `RecordKey`);
 /// - per stream, positions are contiguous up to the stream's head, seqs increase with position (the order of
 ///   appends), and the stored record and byte counters match the records;
 /// - every consumer's acknowledged seq is at most its slot's head.
@@ -57,7 +57,7 @@ public enum StoreVerifier {
     private static func checkSlots(_ db: SQLiteConnection, _ report: inout StoreVerification) throws(StoreError) {
         let slots = try db.query("""
             SELECT s.name, s.head_seq, s.floor_seq, min(r.seq), max(r.seq), count(r.seq)
-            FROM slots s LEFT JOIN records r ON r.slot_id = s.id GROUP BY s.id ORDER BY s.name
+            FROM slots s LEFT JOIN records r ON r.id > (s.id << \(RecordKey.seqBits)) AND r.id <= ((s.id << \(RecordKey.seqBits)) | \(RecordKey.maxSeq)) GROUP BY s.id ORDER BY s.name
             """) { ($0.text(0), $0.int(1), $0.int(2), $0.optionalInt(3), $0.optionalInt(4), $0.int(5)) }
         report.slots = slots.count
         for (name, head, floor, lowest, highest, count) in slots {

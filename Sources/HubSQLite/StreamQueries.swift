@@ -99,7 +99,9 @@ enum StreamQueries {
         if let id = try db.first("SELECT id FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) { return id }
         guard creating else { throw .slotNotFound(slot) }
         try run(db, "INSERT INTO slots(name, head_seq, created_ms) VALUES(?, 0, ?)", [.text(slot.rawValue), .int(nowMs)])
-        return sqlite3_last_insert_rowid(db.handle)
+        let id = sqlite3_last_insert_rowid(db.handle)
+        try RecordKey.requireSlotID(id)
+        return id
     }
 
     // MARK: Append
@@ -174,6 +176,7 @@ enum StreamQueries {
                                       }) else {
             throw .backend("slot \(row.slotID) missing")
         }
+        try RecordKey.requireSeq(slot.headSeq)
         let slotHead = slot.headSeq
         let firstSeq = slotHead - count + 1
         let batchEnd = row.head + count
@@ -189,15 +192,14 @@ enum StreamQueries {
                 for message in messages[index..<(index + rows)] {
                     let n = Int64(index)
                     bytes += message.body.readableBytes
-                    try statement.bind(row.id, at: parameter)
-                    try statement.bind(Int64(row.head) + 1 + n, at: parameter + 1)
-                    try statement.bind(row.slotID, at: parameter + 2)
-                    try statement.bind(Int64(firstSeq) + n, at: parameter + 3)
-                    try statement.bind(Int64(batchEnd), at: parameter + 4)
-                    try statement.bind(nowMs, at: parameter + 5)
-                    try statement.bind(.optional(message.type), at: parameter + 6)
-                    try statement.bindBorrowed(message.body, at: parameter + 7)
-                    parameter += 8
+                    try statement.bind(RecordKey.id(slot: row.slotID, seq: firstSeq) + n, at: parameter)
+                    try statement.bind(row.id, at: parameter + 1)
+                    try statement.bind(Int64(row.head) + 1 + n, at: parameter + 2)
+                    try statement.bind(Int64(batchEnd), at: parameter + 3)
+                    try statement.bind(nowMs, at: parameter + 4)
+                    try statement.bind(.optional(message.type), at: parameter + 5)
+                    try statement.bindBorrowed(message.body, at: parameter + 6)
+                    parameter += 7
                     index += 1
                 }
                 // The bodies are bound without a copy: `messages` holds them, unchanged, until the reset.
@@ -212,11 +214,11 @@ enum StreamQueries {
         return (messages.count, bytes, firstSeq, slot)
     }
 
-    /// Rows per multi-row INSERT (8 parameters each, far below SQLite's 32 766 limit).
+    /// Rows per multi-row INSERT (7 parameters each, far below SQLite's 32 766 limit). The rowid carries slot and seq.
     private static let insertChunk = 64
     private static let insertSQLs: [String] = (0...insertChunk).map { rows in
-        "INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body) VALUES "
-            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
+        "INSERT INTO records(id, stream_id, pos, batch_end, ts_ms, type, body) VALUES "
+            + Array(repeating: "(?, ?, ?, ?, ?, ?, ?)", count: rows).joined(separator: ", ")
     }
     private static func insertSQL(rows: Int) -> String { insertSQLs[rows] }
 

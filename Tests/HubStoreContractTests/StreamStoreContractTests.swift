@@ -406,6 +406,97 @@ struct SQLiteStoreTests {
         await second.close()
     }
 
+    @Test("a schema-5 store is upgraded: records keep their seqs, positions and slots; appends and slot reads go on")
+    func upgradeFromSchema5() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        // A store as hubd with schema 5 left it: two slots, three streams, seqs interleaved across streams.
+        var db: OpaquePointer?
+        #expect(sqlite3_open(file, &db) == SQLITE_OK)
+        for sql in Migrations.all.prefix(5) { #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK) }
+        #expect(sqlite3_exec(db, """
+            PRAGMA user_version = 5;
+            INSERT INTO slots(id, name, head_seq, created_ms) VALUES(1, 'up', 3, 0), (2, 'vp', 1, 0);
+            INSERT INTO streams(id, path, slot_id, content_type, created_ms, accessed_ms, head, record_count, byte_count)
+                VALUES(1, 'up/a', 1, 'text/plain', 0, 0, 2, 2, 2), (2, 'up/b', 1, 'text/plain', 0, 0, 1, 1, 1),
+                      (3, 'vp/a', 2, 'text/plain', 0, 0, 1, 1, 1);
+            INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body)
+                VALUES(1, 1, 1, 1, 1, 0, NULL, 'a'), (2, 1, 1, 2, 1, 0, 'kind', 'x'), (1, 2, 1, 3, 2, 0, NULL, 'b'),
+                      (3, 1, 2, 1, 1, 0, NULL, 'v');
+            """, nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+
+        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        let a = try await store.read(path("up/a"), after: .start, maxBytes: 100)
+        #expect(a.records.map(\.seq) == [1, 3] && a.records.map(\.offset.position) == [1, 2] && a.records.map { String(buffer: $0.body) } == ["a", "b"])
+        let slot = try await store.readLog(.slot(SlotName("up")!), after: 0, limit: 10, maxBytes: 1000)
+        #expect(slot.records.map(\.record.seq) == [1, 2, 3] && slot.records.map(\.path.rawValue) == ["up/a", "up/b", "up/a"])
+        #expect(slot.records.map(\.record.type) == [nil, "kind", nil])
+        #expect(try await store.readLog(.slot(SlotName("vp")!), after: 0, limit: 10, maxBytes: 1000).records.map(\.record.seq) == [1])
+        _ = try await store.append(path("up/b"), AppendRequest(contentType: plain, messages: [text("y")]))
+        #expect(try await store.readLog(.slot(SlotName("up")!), after: 2, limit: 10, maxBytes: 1000).records.map(\.record.seq) == [3, 4])
+        await store.close()
+        let report = try StoreVerifier.verify(path: file)
+        #expect(report.schemaVersion == Migrations.all.count && report.problems.isEmpty && report.records == 5)
+    }
+
+    @Test("a slot's seqs end at 2^43 - 1: the append past the last is refused whole, nothing stored")
+    func seqSpaceBound() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        let p = path("cap/a")
+        do {
+            let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+            _ = try await store.create(p, CreateRequest(contentType: plain))
+            await store.close()
+        }
+        var db: OpaquePointer?
+        #expect(sqlite3_open(file, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "UPDATE slots SET head_seq = \(RecordKey.maxSeq - 2) WHERE name = 'cap'", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("a"), text("b")]))
+        await expectCapacityExhausted { _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("c")])) }
+        let r = try await store.read(p, after: .start, maxBytes: 100)
+        #expect(r.records.map(\.seq) == [RecordKey.maxSeq - 1, RecordKey.maxSeq] && r.next.position == 2)
+        let log = try await store.readLog(.slot(SlotName("cap")!), after: RecordKey.maxSeq - 1, limit: 10, maxBytes: 1000)
+        #expect(log.records.map(\.record.seq) == [RecordKey.maxSeq] && log.headSeq == RecordKey.maxSeq)
+        await store.close()
+    }
+
+    @Test("slot ids end at 2^20 - 1: creating one more slot is refused, the slot with the last id works")
+    func slotIDBound() async throws {
+        let directory = try TemporaryDirectory()
+        let file = directory.path + "/hub.db"
+        do {
+            let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+            await store.close()
+        }
+        var db: OpaquePointer?
+        #expect(sqlite3_open(file, &db) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "INSERT INTO slots(id, name, head_seq, created_ms) VALUES(\(RecordKey.maxSlotID), 'top', 0, 0)", nil, nil, nil) == SQLITE_OK)
+        sqlite3_close(db)
+        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        await expectCapacityExhausted { _ = try await store.create(path("over/a"), CreateRequest(contentType: plain)) }
+        await expectCapacityExhausted { _ = try await store.createSlot(SlotName("over")!, settings: SlotSettings(), actor: "test") }
+        await #expect(throws: StoreError.slotNotFound(SlotName("over")!)) { _ = try await store.readLog(.slot(SlotName("over")!), after: 0, limit: 1, maxBytes: 1) }
+        let top = path("top/a")
+        _ = try await store.create(top, CreateRequest(contentType: plain, messages: [text("a"), text("b")]))
+        #expect(try await store.readLog(.slot(SlotName("top")!), after: 0, limit: 10, maxBytes: 1000).records.map(\.record.seq) == [1, 2])
+        #expect(try await store.readAll(top) == "ab")
+        await store.close()
+    }
+
+    private func expectCapacityExhausted(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async {
+        do {
+            try await body()
+            Issue.record("not refused", sourceLocation: sourceLocation)
+        } catch StoreError.capacityExhausted {
+        } catch {
+            Issue.record("expected capacityExhausted, got \(error)", sourceLocation: sourceLocation)
+        }
+    }
+
     @Test("a database from a newer hubd is refused")
     func newerSchema() async throws {
         let directory = try TemporaryDirectory()
