@@ -5,7 +5,7 @@ import HubCore
 /// entry in the same transaction, so the log never disagrees with the data.
 enum AdminQueries {
     static let slotColumns = """
-        s.name, s.created_ms, s.head_seq, s.max_age_s, s.max_bytes, s.max_records, s.max_message_bytes, s.max_subscribers,
+        s.name, s.created_ms, \(SlotHead.sql), s.max_age_s, s.max_bytes, s.max_records, s.max_message_bytes, s.max_subscribers,
         s.anonymous_read, s.anonymous_append,
         (SELECT count(*) FROM streams st WHERE st.slot_id = s.id AND st.deleted = 0),
         (SELECT coalesce(sum(record_count), 0) FROM streams st WHERE st.slot_id = s.id),

@@ -7,7 +7,7 @@ import NIOCore
 /// what changed, reads run in one snapshot.
 enum SlotLogQueries {
     static func slot(_ db: SQLiteConnection, _ name: SlotName) throws(StoreError) -> SlotRow {
-        let row = try db.first("SELECT id, head_seq, floor_seq, max_age_s, max_bytes, max_records FROM slots WHERE name = ?",
+        let row = try db.first("SELECT id, \(SlotHead.sql), floor_seq, max_age_s, max_bytes, max_records FROM slots s WHERE name = ?",
                                [.text(name.rawValue)]) { s in
             SlotRow(id: s.int(0), headSeq: UInt64(s.int(1)), floorSeq: UInt64(s.int(2)), maxAgeSeconds: s.optionalInt(3),
                     maxBytes: s.optionalInt(4), maxRecords: s.optionalInt(5))
@@ -172,7 +172,7 @@ enum SlotLogQueries {
 
     // MARK: Consumers
 
-    private static let consumerColumns = "c.name, c.stream, c.acked_seq, c.ack_wait_ms, c.max_in_flight, c.created_ms, c.updated_ms, s.name, s.head_seq"
+    private static let consumerColumns = "c.name, c.stream, c.acked_seq, c.ack_wait_ms, c.max_in_flight, c.created_ms, c.updated_ms, s.name, \(SlotHead.sql)"
 
     private static func consumer(_ s: Statement) throws(StoreError) -> ConsumerState {
         guard let slot = SlotName(s.text(7)) else { throw .backend("corrupt slot name") }
@@ -286,6 +286,7 @@ enum SlotLogQueries {
         let perStream = try db.query("""
             SELECT stream_id, count(*), coalesce(sum(length(body)), 0), max(pos), max(seq) FROM records WHERE id > ? AND id <= ? GROUP BY stream_id
             """, RecordKey.range(slot: slotID, after: 0, through: through)) { ($0.int(0), $0.int(1), $0.int(2), $0.int(3), $0.int(4)) }
+        try SlotHead.persist(db, slotID: slotID)  // `through` may be the newest record
         try StreamQueries.run(db, "DELETE FROM records WHERE id > ? AND id <= ?", RecordKey.range(slot: slotID, after: 0, through: through))
         var removed = 0
         for (stream, count, bytes, pos, seq) in perStream {

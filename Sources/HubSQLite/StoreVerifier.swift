@@ -17,8 +17,8 @@ public struct StoreVerification: Sendable {
 
 /// Offline integrity checks of a SQLite store file (a live hub's, read-only, or a backup): SQLite's own
 /// `integrity_check` and `foreign_key_check`, then the store's invariants:
-/// - per slot, every record's seq is above the retention floor and at most the slot's head seq (seqs are unique:
-///   they are the record's rowid, `RecordKey`);
+/// - per slot, every record's seq is above the retention floor, and the floor is at most the head (seqs are unique:
+///   they are the record's rowid, `RecordKey`; the head is at least the newest seq by construction, `SlotHead`);
 /// - per stream, positions are contiguous up to the stream's head, seqs increase with position (the order of
 ///   appends), and the stored record and byte counters match the records;
 /// - every consumer's acknowledged seq is at most its slot's head.
@@ -48,7 +48,7 @@ public enum StoreVerifier {
         try checkSlots(db, &report)
         try checkStreams(db, &report)
         let consumers = try db.query("""
-            SELECT s.name, c.name, c.acked_seq, s.head_seq FROM consumers c JOIN slots s ON s.id = c.slot_id WHERE c.acked_seq > s.head_seq
+            SELECT s.name, c.name, c.acked_seq, \(SlotHead.sql) AS head FROM consumers c JOIN slots s ON s.id = c.slot_id WHERE c.acked_seq > head
             """) { "consumer \($0.text(1)) of slot \($0.text(0)) acknowledged seq \($0.int(2)), beyond the slot's head \($0.int(3))" }
         report.problems += consumers
         return report
@@ -56,14 +56,13 @@ public enum StoreVerifier {
 
     private static func checkSlots(_ db: SQLiteConnection, _ report: inout StoreVerification) throws(StoreError) {
         let slots = try db.query("""
-            SELECT s.name, s.head_seq, s.floor_seq, min(r.seq), max(r.seq), count(r.seq)
+            SELECT s.name, \(SlotHead.sql), s.floor_seq, min(r.seq), count(r.seq)
             FROM slots s LEFT JOIN records r ON r.id > (s.id << \(RecordKey.seqBits)) AND r.id <= ((s.id << \(RecordKey.seqBits)) | \(RecordKey.maxSeq)) GROUP BY s.id ORDER BY s.name
-            """) { ($0.text(0), $0.int(1), $0.int(2), $0.optionalInt(3), $0.optionalInt(4), $0.int(5)) }
+            """) { ($0.text(0), $0.int(1), $0.int(2), $0.optionalInt(3), $0.int(4)) }
         report.slots = slots.count
-        for (name, head, floor, lowest, highest, count) in slots {
+        for (name, head, floor, lowest, count) in slots {
             report.records += count
             if floor > head { report.problems.append("slot \(name): retention floor \(floor) is above its head seq \(head)") }
-            if let highest, highest > head { report.problems.append("slot \(name): a record has seq \(highest), beyond the slot's head seq \(head)") }
             if let lowest, lowest <= floor { report.problems.append("slot \(name): a record has seq \(lowest), at or below the retention floor \(floor)") }
         }
         let orphans = try db.first("SELECT count(*) FROM records WHERE slot_id NOT IN (SELECT id FROM slots)") { $0.int(0) } ?? 0

@@ -169,8 +169,8 @@ enum StreamQueries {
     static func insertRecords(_ db: SQLiteConnection, _ messages: [NewMessage], into row: StreamRow,
                               nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64, slot: SlotLimitState) {
         let count = UInt64(messages.count)
-        // The slot's counter, and what its record limit needs, in the one statement.
-        guard let slot = try db.first("UPDATE slots SET head_seq = head_seq + ? WHERE id = ? RETURNING head_seq, floor_seq, max_records",
+        // The slot's head after this append, and what its record limit needs; the slot row is not written (`SlotHead`).
+        guard let slot = try db.first("SELECT \(SlotHead.sql) + ?, floor_seq, max_records FROM slots s WHERE id = ?",
                                       [.int(count), .int(row.slotID)], {
                                           SlotLimitState(id: row.slotID, headSeq: UInt64($0.int(0)), floorSeq: UInt64($0.int(1)), maxRecords: $0.optionalInt(2))
                                       }) else {
@@ -243,6 +243,7 @@ enum StreamQueries {
 
     /// Removes a stream with its records, then its source if that was soft-deleted and this was its last fork.
     static func purge(_ db: SQLiteConnection, _ row: StreamRow, changed: inout Set<Int64>) throws(StoreError) {
+        try SlotHead.persist(db, slotID: row.slotID)  // the slot's newest records may be this stream's
         try run(db, "DELETE FROM records WHERE stream_id = ?", [.int(row.id)])
         try run(db, "DELETE FROM producers WHERE stream_id = ?", [.int(row.id)])
         try run(db, "DELETE FROM streams WHERE id = ?", [.int(row.id)])

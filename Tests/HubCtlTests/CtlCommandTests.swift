@@ -254,17 +254,17 @@ struct CtlCommandTests {
             #expect(r.code == 1 && r.err.contains("stop it first"), "\(r)")
         }
 
-        // A tampered copy: counters that disagree with the records, and a record beyond its slot's head.
+        // A tampered copy: counters that disagree with the records, and a record at its slot's retention floor.
         let tampered = scratch.path + "/t.db"
         try FileManager.default.copyItem(atPath: backup, toPath: tampered)
         var db: OpaquePointer?
         #expect(sqlite3_open(tampered, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "UPDATE streams SET record_count = 99; UPDATE slots SET head_seq = 2", nil, nil, nil) == SQLITE_OK)
+        #expect(sqlite3_exec(db, "UPDATE streams SET record_count = 99; UPDATE slots SET floor_seq = 1", nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
         var r = await hubctl(["verify", "--file", tampered], [:])
         #expect(r.code == 1, "\(r)")
         #expect(r.lines.contains("problem: stream acme: counts 99 records but holds 3"), "\(r)")
-        #expect(r.lines.contains("problem: slot acme: a record has seq 3, beyond the slot's head seq 2"), "\(r)")
+        #expect(r.lines.contains("problem: slot acme: a record has seq 1, at or below the retention floor 1"), "\(r)")
         let target = try TemporaryDirectory()
         r = await hubctl(["restore", tampered, "--data-dir", target.path], [:])
         #expect(r.code == 1 && r.err.contains("refusing to restore"), "\(r)")

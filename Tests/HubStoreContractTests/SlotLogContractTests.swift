@@ -63,6 +63,33 @@ struct SlotLogContractTests {
         }
     }
 
+    @Test("a seq is never handed out twice: deleting the stream with the newest records, or trimming them all, keeps the head",
+          arguments: StoreKind.allCases)
+    func headOutlivesItsRecords(_ kind: StoreKind) async throws {
+        try await withStore(kind) { store in
+            let slot = slotName()
+            let a = StreamPath("\(slot)/a")!, b = StreamPath("\(slot)/b")!, c = StreamPath("\(slot)/c")!
+            _ = try await store.create(a, CreateRequest(contentType: plain, messages: [text("a1"), text("a2")]))
+            _ = try await store.create(b, CreateRequest(contentType: plain, messages: [text("b1")]))
+            try await store.delete(b)  // took seq 3, the newest
+            let state = try await store.logState(slot), info = try await store.slot(slot)
+            #expect(state.headSeq == 3 && info.headSeq == 3)
+            _ = try await store.append(a, AppendRequest(contentType: plain, messages: [text("a3")]))
+            #expect(try await store.readLog(.slot(slot), after: 0, limit: 10, maxBytes: 1 << 20).records.map(\.seq) == [1, 2, 4])
+            // Byte retention below one record's size trims every record, the newest too.
+            _ = try await store.updateSlot(slot, settings: SlotSettings(maxBytes: 1), actor: "test")
+            #expect(try await store.applyRetention(dedupWindowMs: 60_000) == 3)
+            let trimmed = try await store.logState(slot)
+            #expect(trimmed.headSeq == 4 && trimmed.records == 0, "\(trimmed)")
+            _ = try await store.updateSlot(slot, settings: SlotSettings(), actor: "test")
+            _ = try await store.create(c, CreateRequest(contentType: plain, messages: [text("c1")]))
+            let after = try await store.readLog(.slot(slot), after: 4, limit: 10, maxBytes: 1 << 20)
+            #expect(after.records.map(\.seq) == [5] && after.headSeq == 5)
+            let consumer = try await store.openConsumer("head", scope: .slot(slot), ackWaitMs: 1000, maxInFlight: 10)
+            #expect(consumer.headSeq == 5)
+        }
+    }
+
     @Test("a stream read by seq starts right after every cursor, with other streams' seqs between and a trimmed start",
           arguments: StoreKind.allCases)
     func streamReadFromEveryCursor(_ kind: StoreKind) async throws {
