@@ -368,8 +368,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         guard let joined else {
             // Back one batch late (the group moved on while this poll's answer travelled): that batch is the answer.
             if let batch = reads.push.lastBatch(polling.poll.path, after: polling.poll.from.position) {
-                let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: reads.cursor(client: polling.poll.clientCursor))
-                respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+                answer(polling, from: batch, cursor: reads.cursor(client: polling.poll.clientCursor), context: context)
                 if let started { logRequest(polling.request, tokenID: polling.tokenID, since: started) }
                 return
             }
@@ -394,37 +393,8 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
         let cursor = reads.cursor(client: polling.poll.clientCursor)
         let answer: StreamReads.Answer
         switch outcome {
-        case .answered(let batch) where viaLane && lane != nil:
-            // The batch's other pollers (same offset) get the same bytes but for their cursors: encoded once.
-            let request = polling.request
-            let close = Self.asksToClose(request)
-            let common = hot.commonFields.encoded(for: request.method)
-            let key = SharedRead.AnswerKey(from: polling.poll.from, method: request.method, close: close, common: common)
-            let encoded = batch.answer(for: key) {
-                let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
-                var fields = Self.ownFields(answer.fields, contentLength: answer.status == .noContent ? nil : answer.body?.readableBytes ?? 0,
-                                            close: close)
-                let carriesCursor = fields[.streamCursor] != nil
-                fields[.streamCursor] = nil
-                var head = ByteBuffer()
-                HTTP1Wire.writeResponseHeadOpen(answer.status, fields, common: common, into: &head)
-                return SharedRead.EncodedAnswer(status: answer.status, openHead: head, carriesCursor: carriesCursor, body: answer.body)
-            }
-            var bytes = ByteBuffer()
-            bytes.reserveCapacity(encoded.openHead.readableBytes + 64 + (encoded.body?.readableBytes ?? 0))
-            bytes.writeImmutableBuffer(encoded.openHead)
-            if encoded.carriesCursor {
-                bytes.writeStaticString("Stream-Cursor: ")
-                bytes.writeString(cursor)
-                bytes.writeStaticString("\r\n")
-            }
-            bytes.writeStaticString("\r\n")
-            if let body = encoded.body { bytes.writeImmutableBuffer(body) }
-            hot.metrics.recordResponse(status: Int(encoded.status.code), hotPath: true)
-            lane!.write(bytes, promise: nil)
-            return responded(close: close, forceClose: false, context: context)
         case .answered(let batch):
-            answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
+            return self.answer(polling, from: batch, cursor: cursor, context: context)
         case .expired, .shuttingDown, .ended:
             answer = StreamReads.timeoutAnswer(tail, from: polling.poll.from, cursor: cursor)
         case .behind:
@@ -434,6 +404,43 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
             return
         }
         respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+    }
+
+    /// Answers a poll with a batch read after its offset: a batch answers every poller at that offset (the push's,
+    /// and those back one batch late) with the same bytes but for their cursors, so through the lane they are
+    /// encoded once per batch.
+    private func answer(_ polling: Polling, from batch: SharedRead, cursor: String, context: ChannelHandlerContext) {
+        guard viaLane, let lane else {
+            let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
+            return respond(answer.status, answer.fields, body: answer.body, to: polling.request, context: context)
+        }
+        let request = polling.request
+        let close = Self.asksToClose(request)
+        let common = hot.commonFields.encoded(for: request.method)
+        let key = SharedRead.AnswerKey(from: polling.poll.from, method: request.method, close: close, common: common)
+        let encoded = batch.answer(for: key) {
+            let answer = StreamReads.longPollAnswer(batch, from: polling.poll.from, cursor: cursor)
+            var fields = Self.ownFields(answer.fields, contentLength: answer.status == .noContent ? nil : answer.body?.readableBytes ?? 0,
+                                        close: close)
+            let carriesCursor = fields[.streamCursor] != nil
+            fields[.streamCursor] = nil
+            var head = ByteBuffer()
+            HTTP1Wire.writeResponseHeadOpen(answer.status, fields, common: common, into: &head)
+            return SharedRead.EncodedAnswer(status: answer.status, openHead: head, carriesCursor: carriesCursor, body: answer.body)
+        }
+        var bytes = ByteBuffer()
+        bytes.reserveCapacity(encoded.openHead.readableBytes + 64 + (encoded.body?.readableBytes ?? 0))
+        bytes.writeImmutableBuffer(encoded.openHead)
+        if encoded.carriesCursor {
+            bytes.writeStaticString("Stream-Cursor: ")
+            bytes.writeString(cursor)
+            bytes.writeStaticString("\r\n")
+        }
+        bytes.writeStaticString("\r\n")
+        if let body = encoded.body { bytes.writeImmutableBuffer(body) }
+        hot.metrics.recordResponse(status: Int(encoded.status.code), hotPath: true)
+        lane.write(bytes, promise: nil)
+        responded(close: close, forceClose: false, context: context)
     }
 
     // MARK: SSE at the tail
