@@ -7,8 +7,16 @@ extension Offset {
 
     /// `00000000000000000042` for position 42.
     public var wire: String {
-        let digits = String(position)
-        return String(repeating: "0", count: Self.wireWidth - digits.utf8.count) + digits
+        // Written in place, right to left: one allocation (every response and control event carries an offset; the
+        // padded concatenation built three strings, ~3 % of a long-poll answer).
+        String(unsafeUninitializedCapacity: Self.wireWidth) { buffer in
+            var value = position
+            for index in stride(from: Self.wireWidth - 1, through: 0, by: -1) {
+                buffer[index] = UInt8(truncatingIfNeeded: value % 10) &+ 0x30
+                value /= 10
+            }
+            return Self.wireWidth
+        }
     }
 
     /// The reference server's name for the start of a stream. Its clients send it as a fork point and a read offset,
