@@ -78,14 +78,18 @@ public final class Authenticator: Sendable {
     /// The hot path's check, decided without the store: `.everything` in open mode, or the grant of a bearer token
     /// this hub already verified and cached, still unexpired. Nil when it cannot be decided here (anonymous, a
     /// token not yet cached, malformed or expired): the router then takes the request and gives the full answer.
-    public func cachedGrant(authorization: String?, address: String?) -> Grant? {
-        if configuration.mode == .open { return .everything("open") }
+    /// `address` is asked for only when the token's last use is recorded (an address costs a lock and a string).
+    public func cachedGrant(authorization: String?, address: @autoclosure () -> String?) -> Grant? {
+        if configuration.mode == .open { return Self.openGrant }
         guard let authorization, let text = BearerToken.fromAuthorization(authorization), let token = BearerToken(parsing: text) else { return nil }
         let now = Self.nowMs
         guard let grant = caches.withLock({ $0.tokens[token.digest] }), grant.expiresAtMs.map({ now < $0 }) ?? true else { return nil }
-        touch(grant.tokenID, now: now, address: address)
+        touch(grant.tokenID, now: now, address: address())
         return grant
     }
+
+    /// Built once: the hot path asks for it on every request in open mode.
+    private static let openGrant = Grant.everything("open")
 
     /// Settings of a slot for anonymous access (nil when the slot does not exist).
     public func slotSettings(_ slot: SlotName) async throws -> SlotSettings? {
@@ -106,7 +110,7 @@ public final class Authenticator: Sendable {
         caches.withLock { $0.tokens = [:]; $0.slots = [:] }
     }
 
-    private func touch(_ id: String, now: Int64, address: String?) {
+    private func touch(_ id: String, now: Int64, address: @autoclosure () -> String?) {
         let due = caches.withLock { caches -> Bool in
             if let last = caches.touched[id], now - last < Self.touchIntervalMs { return false }
             if caches.touched.count >= Self.maxCached { caches.touched = [:] }
@@ -114,7 +118,7 @@ public final class Authenticator: Sendable {
             return true
         }
         guard due else { return }
-        let store = self.store
+        let store = self.store, address = address()
         Task { try? await store.touchToken(id, atMs: now, address: address) }
     }
 

@@ -82,12 +82,12 @@ public struct HotPathRouter: Sendable {
 
     /// The caller's token id (`-` when anonymous) when the event loop can admit a request that needs no grant, as
     /// `AuthMiddleware` would: within the token's rate, or the address's for an anonymous caller.
-    private func admitted(_ request: HTTPRequest, _ remoteAddress: String?) -> String? {
+    private func admitted(_ request: HTTPRequest, _ remoteAddress: @autoclosure () -> String?) -> String? {
         guard auth.configuration.mode == .tokens else { return "open" }
         guard let authorization = request.headerFields[.authorization] else {
-            return auth.addressLimiter.take(remoteAddress ?? "unknown") == nil ? "-" : nil
+            return auth.addressLimiter.take(remoteAddress() ?? "unknown") == nil ? "-" : nil
         }
-        guard let grant = auth.cachedGrant(authorization: authorization, address: remoteAddress),
+        guard let grant = auth.cachedGrant(authorization: authorization, address: remoteAddress()),
               auth.tokenLimiter.take(grant.tokenID) == nil
         else { return nil }
         return grant.tokenID
@@ -95,8 +95,9 @@ public struct HotPathRouter: Sendable {
 
     /// The caller's token id when the event loop can admit it on its own: a cached grant for `scope` on `path`,
     /// within its rate. Refusals are the router's to render (it takes the limiter again and answers 429).
-    private func authorized(_ scope: Scope, on path: StreamPath, _ request: HTTPRequest, _ remoteAddress: String?) -> String? {
-        guard let grant = auth.cachedGrant(authorization: request.headerFields[.authorization], address: remoteAddress),
+    /// `remoteAddress` is evaluated only if a token's use is recorded.
+    private func authorized(_ scope: Scope, on path: StreamPath, _ request: HTTPRequest, _ remoteAddress: @autoclosure () -> String?) -> String? {
+        guard let grant = auth.cachedGrant(authorization: request.headerFields[.authorization], address: remoteAddress()),
               (try? grant.authorize(scope, on: path)) != nil
         else { return nil }
         if auth.configuration.mode == .tokens, auth.tokenLimiter.take(grant.tokenID) != nil { return nil }
