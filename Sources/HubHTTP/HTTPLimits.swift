@@ -27,6 +27,9 @@ public struct HTTPLimits: Sendable {
     /// WebSocket: how long a closing connection has to take the close frame and answer it before it is dropped (the
     /// close handshake; also a slow consumer's 4008). Not a configuration option; tests on a loaded machine raise it.
     public var webSocketCloseGrace: Duration = .seconds(10)
+    /// Live push: readers written per event-loop job when a batch fans out; the loop reads (and commits) between
+    /// jobs (`TailPush`). Not a configuration option; tests lower it to cross slices with few readers.
+    public var pushSlice: Int = 256
     /// WebSocket: largest inbound frame or message; larger ones close the connection with 1009.
     public var webSocketMaxInbound: Int = 64 << 10
     /// Durable consumers: redeliver unacknowledged frames after this long, unless the client asks for another value.

@@ -36,6 +36,7 @@ public func buildRouter(store: any StreamStore & AdminStore & SlotLog, signal: a
     EventsController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics,
                      allocations: RateLimiter(rate: limits.selfServicePerHour / 3600, burst: max(1, limits.selfServicePerHour))).addRoutes(to: router)
     WebSocketController(store: store, follower: follower, activity: activity, limits: limits, auth: auth, metrics: metrics,
-                        tail: TailPush(signal: signal, feed: SlotTailFeed(shared: sharedLogReads), metrics: metrics)).addRoutes(to: router)
+                        tail: TailPush(signal: signal, feed: SlotTailFeed(shared: sharedLogReads), metrics: metrics, slice: limits.pushSlice))
+        .addRoutes(to: router)
     return router
 }

@@ -172,12 +172,13 @@ struct ReadModeTests {
         }
     }
 
-    @Test("fan-out: 50 SSE subscribers (sharing their reads) each get every append exactly once, in order")
+    @Test("fan-out: 300 SSE subscribers (sharing their reads; pushed in slices of 16) each get every append exactly once, in order")
     func fanOut() async throws {
-        try await withRunningHub { hub in
+        try await withRunningHub({ $0.http.pushSlice = 16 }) { hub in
             let p = uniqueStream()
             _ = try await hub.put(p, [jsonType])
-            let subscribers = 50, messages = 30
+            // Appends land while a batch is written to the slices: later batches carry several of them.
+            let subscribers = 300, messages = 30
             try await withThrowingTaskGroup(of: [Int].self) { group in
                 for _ in 0..<subscribers {
                     group.addTask {

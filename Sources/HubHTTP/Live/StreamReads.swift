@@ -24,7 +24,8 @@ public struct StreamReads: Sendable {
         let shared = SharedReads(store: store), cursors = CursorClock()
         self.shared = shared; self.cursors = cursors
         push = TailPush(signal: signal, feed: StreamTailFeed(shared: shared, maxBytes: limits.readChunkBytes, cursors: cursors,
-                                                             keepAliveInterval: limits.sseKeepAlive), metrics: metrics)
+                                                             keepAliveInterval: limits.sseKeepAlive), metrics: metrics,
+                         slice: limits.pushSlice)
     }
 
     // MARK: Catch-up

@@ -143,13 +143,14 @@ final class TailPush<Feed: TailFeed>: Sendable {
     private let signal: any ChangeSignal
     private let feed: Feed
     private let metrics: HubMetrics
+    private let slice: Int
     /// Every parked member's deadline, on one ticking task.
     private let deadlines: TimerWheel<Expiry>
     /// Longest a dispatcher waits on the signal before it looks again (keep-alives, and ending an empty group).
     private static var idleCheck: Duration { .seconds(60) }
 
-    init(signal: any ChangeSignal, feed: Feed, metrics: HubMetrics) {
-        self.signal = signal; self.feed = feed; self.metrics = metrics
+    init(signal: any ChangeSignal, feed: Feed, metrics: HubMetrics, slice: Int = 256) {
+        self.signal = signal; self.feed = feed; self.metrics = metrics; self.slice = max(1, slice)
         let relay = ExpiryRelay<Feed>()
         deadlines = TimerWheel { keys in relay.push?.expire(keys) }
         relay.push = self
@@ -408,10 +409,9 @@ final class TailPush<Feed: TailFeed>: Sendable {
         }
     }
 
-    /// Members per event-loop job when a batch is written. NIO runs every queued job before it polls again, so a
-    /// fan-out written in one job would hold off the loop's reads — the next appends — for all of it; in slices, the
-    /// next one scheduled a moment later, the loop reads and commits in between.
-    private static var slice: Int { 256 }
+    /// A fan-out is written in jobs of `slice` members (`HTTPLimits.pushSlice`), the next scheduled `sliceGap`
+    /// later: NIO runs every queued job before it polls again, so one job for all members would hold off the loop's
+    /// reads — the next appends — for all of it.
     private static var sliceGap: TimeAmount { .microseconds(5) }
 
     /// `forEachLoop` in slices of `slice` members; returns once every slice ran.
@@ -426,7 +426,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
             let countdown = Countdown(loops.count) { continuation.resume() }
             for (loop, members) in loops {
                 @Sendable func run(from start: Int) {
-                    let end = min(start + Self.slice, members.count)
+                    let end = min(start + slice, members.count)
                     for member in members[start..<end] where !member.released.load(ordering: .acquiring) { body(member) }
                     if end == members.count {
                         countdown.tick()
