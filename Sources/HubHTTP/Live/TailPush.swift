@@ -321,7 +321,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
                 case .changed: continue
                 case .timedOut:
                     guard ContinuousClock.now - lastSent >= idle else { continue }
-                    idleTick(scope, group: id, cursor: cursor)
+                    await idleTick(scope, group: id, cursor: cursor)
                     lastSent = .now
                     continue
                 case .shuttingDown: releaseAll(scope, group: id, .shuttingDown); return
@@ -363,7 +363,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
             if case .stream(let form) = member.delivery, encoded[form] == nil { encoded[form] = feed.wire(batch, form: form) }
         }
         let wire = encoded
-        await forEachLoopInSlices(members) { member in
+        await forEachLoop(members) { member in
             switch member.delivery {
             case .once:
                 // Already out of the group; the member writes its answer from the batch.
@@ -384,28 +384,14 @@ final class TailPush<Feed: TailFeed>: Sendable {
     }
 
     /// The scope stayed idle: keep-alives to every streaming member.
-    private func idleTick(_ scope: Feed.Scope, group id: UInt64, cursor: UInt64) {
+    private func idleTick(_ scope: Feed.Scope, group id: UInt64, cursor: UInt64) async {
         guard let keepAlive = feed.keepAlive?.wire else { return }
         let members = groups.withLock { state -> [Subscriber] in
             guard let group = state.table[scope], group.id == id else { return [] }
             return group.members.values.filter { if case .stream = $0.delivery { true } else { false } }
         }
-        forEachLoop(members) { member in
+        await forEachLoop(members) { member in
             if !member.send(keepAlive) { self.release(member, from: scope, .behind(cursor)) }
-        }
-    }
-
-    /// Runs `body` for every member not yet released, one job per event loop.
-    private func forEachLoop(_ members: [Subscriber], _ body: @escaping @Sendable (Subscriber) -> Void) {
-        var byLoop: [ObjectIdentifier: (loop: any EventLoop, members: [Subscriber])] = [:]
-        for member in members {
-            let loop = member.channel.eventLoop
-            byLoop[ObjectIdentifier(loop), default: (loop, [])].members.append(member)
-        }
-        for (_, entry) in byLoop {
-            entry.loop.execute {
-                for member in entry.members where !member.released.load(ordering: .acquiring) { body(member) }
-            }
         }
     }
 
@@ -414,8 +400,9 @@ final class TailPush<Feed: TailFeed>: Sendable {
     /// reads — the next appends — for all of it.
     private static var sliceGap: TimeAmount { .microseconds(5) }
 
-    /// `forEachLoop` in slices of `slice` members; returns once every slice ran.
-    private func forEachLoopInSlices(_ members: [Subscriber], _ body: @escaping @Sendable (Subscriber) -> Void) async {
+    /// Runs `body` on its event loop for every member not yet released, in slices of `slice` members per loop;
+    /// returns once every slice ran.
+    private func forEachLoop(_ members: [Subscriber], _ body: @escaping @Sendable (Subscriber) -> Void) async {
         var byLoop: [ObjectIdentifier: (loop: any EventLoop, members: [Subscriber])] = [:]
         for member in members {
             let loop = member.channel.eventLoop
