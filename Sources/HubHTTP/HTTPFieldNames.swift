@@ -29,10 +29,18 @@ extension HTTPField.Name {
 }
 
 extension HTTPFields {
+    /// The names the protocol parsers ask for, made once: `HTTPField.Name(_:)` checks and lowercases its text, and an
+    /// append asks for five of them.
+    private static let protocolNames: [String: HTTPField.Name] = Dictionary(uniqueKeysWithValues: [
+        DSHeader.nextOffset, DSHeader.upToDate, DSHeader.cursor, DSHeader.closed, DSHeader.seq, DSHeader.ttl, DSHeader.expiresAt,
+        DSHeader.forkedFrom, DSHeader.forkOffset, DSHeader.forkSubOffset, DSHeader.producerID, DSHeader.producerEpoch,
+        DSHeader.producerSeq, DSHeader.producerExpectedSeq, DSHeader.producerReceivedSeq, DSHeader.sseDataEncoding,
+    ].map { ($0, HTTPField.Name($0)!) })
+
     /// A lookup closure for the pure header parsers in HubProtocol. Repeated headers are joined with ", ".
     func lookup() -> (String) -> String? {
         { name in
-            guard let field = HTTPField.Name(name) else { return nil }
+            guard let field = Self.protocolNames[name] ?? HTTPField.Name(name) else { return nil }
             let values = self[values: field]
             return values.isEmpty ? nil : values.joined(separator: ", ")
         }
