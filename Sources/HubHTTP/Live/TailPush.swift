@@ -70,8 +70,9 @@ final class TailPush<Feed: TailFeed>: Sendable {
         let id: UInt64
         let channel: any Channel
         let delivery: Delivery
-        /// The channel's `WireOutlet`, looked up on its event loop at the first write.
-        let outlet: NIOLoopBoundBox<ChannelHandlerContext?>
+        /// The channel's `WireOutlet`, looked up on its event loop at the first write; none for a one-shot member,
+        /// which writes its own answer (one allocation less per long-poll).
+        let outlet: NIOLoopBoundBox<ChannelHandlerContext?>?
         /// Set once; a batch job on the event loop checks it before writing, so a released subscriber gets nothing
         /// more from the push path (jobs for one channel run in order on its event loop).
         let released = Atomic<Bool>(false)
@@ -80,7 +81,11 @@ final class TailPush<Feed: TailFeed>: Sendable {
 
         init(id: UInt64, channel: any Channel, delivery: Delivery) {
             self.id = id; self.channel = channel; self.delivery = delivery
-            outlet = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+            if case .stream = delivery {
+                outlet = .makeEmptyBox(valueType: ChannelHandlerContext.self, eventLoop: channel.eventLoop)
+            } else {
+                outlet = nil
+            }
         }
 
         func onRelease(_ body: @escaping @Sendable (Release) -> Void) { resume.withLock { $0 = body } }
@@ -97,6 +102,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
         /// cannot take them now (closed, not writable, or without an outlet): the member must leave the push path.
         func send(_ wire: ByteBuffer) -> Bool {
             guard channel.isActive, channel.isWritable else { return false }
+            guard let outlet else { return false }
             if outlet.value == nil { outlet.value = WireOutlet.context(of: channel) }
             guard let context = outlet.value else { return false }
             context.writeAndFlush(NIOAny(IOData.byteBuffer(wire)), promise: nil)
