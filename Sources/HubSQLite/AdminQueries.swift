@@ -34,10 +34,9 @@ enum AdminQueries {
     static func createSlot(_ db: SQLiteConnection, _ name: SlotName, _ settings: SlotSettings, actor: String, nowMs: Int64) throws(StoreError) -> SlotInfo {
         if try slot(db, name) != nil { throw .slotExists(name) }
         try StreamQueries.run(db, """
-            INSERT INTO slots(name, head_seq, created_ms, max_age_s, max_bytes, max_records, max_message_bytes, max_subscribers,
-                              anonymous_read, anonymous_append) VALUES(?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.text(name.rawValue), .int(nowMs)] + settingsValues(settings))
-        try RecordKey.requireSlotID(sqlite3_last_insert_rowid(db.handle))
+            INSERT INTO slots(id, name, head_seq, created_ms, max_age_s, max_bytes, max_records, max_message_bytes, max_subscribers,
+                              anonymous_read, anonymous_append) VALUES(?, ?, 0, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.int(try RecordKey.newSlotID(db)), .text(name.rawValue), .int(nowMs)] + settingsValues(settings))
         try audit(db, actor: actor, action: "slot.create", target: name.rawValue, nowMs: nowMs)
         guard let info = try slot(db, name) else { throw .backend("created slot vanished") }
         return info

@@ -6,7 +6,7 @@ import HubCore
 /// batches, Benchmarks/RESULTS.md). `slot_id` and `seq` stay readable as generated columns.
 ///
 /// The price is two fixed bounds, both refused with `StoreError.capacityExhausted` before anything is written:
-/// slot ids up to 2^20 − 1 (1 048 575 slots at a time: SQLite reuses the ids of deleted slots) and 2^43 − 1 seqs per
+/// slot ids up to 2^20 − 1 (1 048 575 slots at a time: `newSlotID` reuses the ids of deleted slots) and 2^43 − 1 seqs per
 /// slot over its lifetime (8.8 × 10^12 records; 100 days at a sustained million a second).
 enum RecordKey {
     static let seqBits = 43
@@ -21,11 +21,19 @@ enum RecordKey {
         [.int(id(slot: slot, seq: after)), .int(id(slot: slot, seq: min(through, maxSeq)))]
     }
 
-    /// Refuses a slot id the key cannot hold (checked when a slot is created).
-    static func requireSlotID(_ id: Int64) throws(StoreError) {
-        guard id <= maxSlotID else {
+    /// The id for a new slot: the highest in use plus one (what SQLite itself would choose) while the key holds it,
+    /// else the lowest id no slot has (a deleted slot's; its records went with it). Refuses when every id is taken.
+    static func newSlotID(_ db: SQLiteConnection) throws(StoreError) -> Int64 {
+        let top = try db.first("SELECT coalesce(max(id), 0) FROM slots") { $0.int(0) } ?? 0
+        if top < maxSlotID { return top + 1 }
+        let lowestFree = try db.first("""
+            SELECT CASE WHEN NOT EXISTS (SELECT 1 FROM slots WHERE id = 1) THEN 1
+                   ELSE (SELECT min(a.id) + 1 FROM slots a WHERE NOT EXISTS (SELECT 1 FROM slots b WHERE b.id = a.id + 1)) END
+            """) { $0.int(0) } ?? (maxSlotID + 1)
+        guard lowestFree <= maxSlotID else {
             throw .capacityExhausted("this store holds at most \(maxSlotID) slots; delete unused slots first")
         }
+        return lowestFree
     }
 
     /// Refuses a slot head the key cannot hold (checked when records are appended).

@@ -98,9 +98,8 @@ enum StreamQueries {
     private static func ensureSlot(_ db: SQLiteConnection, _ slot: SlotName, creating: Bool, nowMs: Int64) throws(StoreError) -> Int64 {
         if let id = try db.first("SELECT id FROM slots WHERE name = ?", [.text(slot.rawValue)], { $0.int(0) }) { return id }
         guard creating else { throw .slotNotFound(slot) }
-        try run(db, "INSERT INTO slots(name, head_seq, created_ms) VALUES(?, 0, ?)", [.text(slot.rawValue), .int(nowMs)])
-        let id = sqlite3_last_insert_rowid(db.handle)
-        try RecordKey.requireSlotID(id)
+        let id = try RecordKey.newSlotID(db)
+        try run(db, "INSERT INTO slots(id, name, head_seq, created_ms) VALUES(?, ?, 0, ?)", [.int(id), .text(slot.rawValue), .int(nowMs)])
         return id
     }
 

@@ -471,26 +471,37 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
-    @Test("slot ids end at 2^20 - 1: creating one more slot is refused, the slot with the last id works")
+    @Test("slot ids end at 2^20 - 1: past the top a new slot takes the lowest free id; with every id taken, 507")
     func slotIDBound() async throws {
         let directory = try TemporaryDirectory()
         let file = directory.path + "/hub.db"
         do {
             let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+            _ = try await store.create(path("low/a"), CreateRequest(contentType: plain, messages: [text("l")]))  // id 1
             await store.close()
         }
         var db: OpaquePointer?
         #expect(sqlite3_open(file, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "INSERT INTO slots(id, name, head_seq, created_ms) VALUES(\(RecordKey.maxSlotID), 'top', 0, 0)", nil, nil, nil) == SQLITE_OK)
+        // Ids 1 and 3 ... 2^20 - 1 taken (2 is free), the last one by "top".
+        #expect(sqlite3_exec(db, """
+            WITH RECURSIVE n(x) AS (SELECT 3 UNION ALL SELECT x + 1 FROM n WHERE x < \(RecordKey.maxSlotID - 1))
+            INSERT INTO slots(id, name, head_seq, created_ms) SELECT x, 'f' || x, 0, 0 FROM n;
+            INSERT INTO slots(id, name, head_seq, created_ms) VALUES(\(RecordKey.maxSlotID), 'top', 0, 0);
+            """, nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
         let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        let hole = path("hole/a")
+        _ = try await store.create(hole, CreateRequest(contentType: plain, messages: [text("h1"), text("h2")]))
         await expectCapacityExhausted { _ = try await store.create(path("over/a"), CreateRequest(contentType: plain)) }
         await expectCapacityExhausted { _ = try await store.createSlot(SlotName("over")!, settings: SlotSettings(), actor: "test") }
         await #expect(throws: StoreError.slotNotFound(SlotName("over")!)) { _ = try await store.readLog(.slot(SlotName("over")!), after: 0, limit: 1, maxBytes: 1) }
+        // The slot in the hole and the slot with the last id keep their own seqs; the first slot's records are its own.
+        #expect(try await store.readLog(.slot(SlotName("hole")!), after: 0, limit: 10, maxBytes: 1000).records.map(\.record.seq) == [1, 2])
         let top = path("top/a")
         _ = try await store.create(top, CreateRequest(contentType: plain, messages: [text("a"), text("b")]))
         #expect(try await store.readLog(.slot(SlotName("top")!), after: 0, limit: 10, maxBytes: 1000).records.map(\.record.seq) == [1, 2])
-        #expect(try await store.readAll(top) == "ab")
+        let topText = try await store.readAll(top), lowText = try await store.readAll(path("low/a"))
+        #expect(topText == "ab" && lowText == "l")
         await store.close()
     }
 
