@@ -1,3 +1,4 @@
+import CSQLite
 import HubCore
 
 /// Versioned schema. Version N is `migrations[N-1]`; `PRAGMA user_version` records the applied version.
@@ -171,12 +172,15 @@ enum Migrations {
         }
     }
 
-    /// Brings `db` to the newest schema inside one transaction.
-    static func migrate(_ db: SQLiteConnection) throws(StoreError) {
+    /// Brings `db` to the newest schema inside one transaction. `progress` runs before the first migration and then
+    /// about every 10 s while they run.
+    static func migrate(_ db: SQLiteConnection, progress: (@Sendable () -> Void)? = nil) throws(StoreError) {
         do {
             let current = try db.first("PRAGMA user_version") { Int($0.int(0)) } ?? 0
             if current > all.count { throw StoreError.schemaTooNew(found: current, supported: all.count) }
             guard current < all.count else { return }
+            let ticker = progress.map { ProgressTicker(db, every: .seconds(10), $0) }
+            defer { ticker?.stop() }
             try db.exec("BEGIN IMMEDIATE")
             do {
                 for version in (current + 1)...all.count {
@@ -195,4 +199,29 @@ enum Migrations {
             throw .backend("migration failed: \(error)")
         }
     }
+}
+
+/// Calls `tick` now and then, at most once per `interval`, from SQLite's progress handler while statements run on
+/// `db` (every 100 000 virtual-machine steps it looks at the clock).
+private final class ProgressTicker {
+    private let db: SQLiteConnection
+    private let interval: Duration
+    private let tick: @Sendable () -> Void
+    private var last = ContinuousClock.now
+
+    init(_ db: SQLiteConnection, every interval: Duration, _ tick: @escaping @Sendable () -> Void) {
+        self.db = db; self.interval = interval; self.tick = tick
+        tick()
+        sqlite3_progress_handler(db.handle, 100_000, { context in
+            let ticker = Unmanaged<ProgressTicker>.fromOpaque(context!).takeUnretainedValue()
+            if ContinuousClock.now - ticker.last >= ticker.interval {
+                ticker.last = .now
+                ticker.tick()
+            }
+            return 0  // go on
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
+    /// Removes the handler; call before the ticker goes away.
+    func stop() { sqlite3_progress_handler(db.handle, 0, nil, nil) }
 }

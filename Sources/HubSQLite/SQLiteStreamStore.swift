@@ -18,9 +18,14 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
         public var readers: Int
         /// Upper bound on records per read response.
         public var maxRecordsPerRead: Int
+        /// Called when migrations start and then about every 10 s while they run (one may rewrite a large table):
+        /// the caller tells its supervisor that start-up goes on (systemd's `EXTEND_TIMEOUT_USEC`).
+        public var migrationProgress: (@Sendable () -> Void)?
 
-        public init(path: String, synchronous: Synchronous = .normal, readers: Int = 4, maxRecordsPerRead: Int = 10_000) {
+        public init(path: String, synchronous: Synchronous = .normal, readers: Int = 4, maxRecordsPerRead: Int = 10_000,
+                    migrationProgress: (@Sendable () -> Void)? = nil) {
             self.path = path; self.synchronous = synchronous; self.readers = readers; self.maxRecordsPerRead = maxRecordsPerRead
+            self.migrationProgress = migrationProgress
         }
     }
 
@@ -44,7 +49,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
         } catch {
             throw error.storeError
         }
-        try Migrations.migrate(connection)
+        try Migrations.migrate(connection, progress: configuration.migrationProgress)
         do {
             // Checkpoints run on their own thread once the WAL passes 4000 pages (16 MiB), never inside a commit.
             checkpointer = try WALCheckpointer(path: configuration.path, thresholdPages: 4000)

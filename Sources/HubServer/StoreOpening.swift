@@ -2,6 +2,7 @@ import Foundation
 import HubCore
 import HubPostgres
 import HubSQLite
+import HubSystemd
 import Logging
 import ServiceLifecycle
 
@@ -22,7 +23,11 @@ struct OpenedStore {
         switch config.store {
         case .sqlite:
             let signal = LocalChangeSignal()
-            let store = try SQLiteStreamStore(.init(path: config.databasePath, synchronous: config.synchronous), signal: signal)
+            // A migration may rewrite a large table before hubd is ready: systemd hears that start-up goes on.
+            let notifier = SystemdNotifier()
+            let store = try SQLiteStreamStore(.init(path: config.databasePath, synchronous: config.synchronous, migrationProgress: {
+                notifier.send(.extendTimeout(.seconds(30)), .status("migrating the store"))
+            }), signal: signal)
             logger.info("store open", metadata: ["hub.db": "\(config.databasePath)", "hub.synchronous": "\(config.synchronous.rawValue)"])
             return OpenedStore(store: store, signal: signal, localSignal: signal, services: [StoreService { await store.close() }])
         case .postgres:

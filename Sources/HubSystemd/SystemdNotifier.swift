@@ -12,6 +12,9 @@ public struct SystemdNotifier: Sendable {
         /// Sent before re-reading the configuration, with the monotonic clock systemd uses to match the READY=1 after.
         case reloading
         case stopping
+        /// More time for the current phase (start-up, here a long migration): the service manager waits this long for
+        /// the next message before it gives up (systemd ≥ 236).
+        case extendTimeout(Duration)
 
         var line: String {
             switch self {
@@ -20,6 +23,8 @@ public struct SystemdNotifier: Sendable {
             case .watchdog: "WATCHDOG=1"
             case .reloading: "RELOADING=1\nMONOTONIC_USEC=\(Self.monotonicMicroseconds())"
             case .stopping: "STOPPING=1"
+            case .extendTimeout(let time):
+                "EXTEND_TIMEOUT_USEC=\(time.components.seconds * 1_000_000 + time.components.attoseconds / 1_000_000_000_000)"
             }
         }
 

@@ -6,6 +6,7 @@ import HubPostgres
 import HubTestSupport
 import Logging
 import NIOCore
+import Synchronization
 import Testing
 
 /// Backends the contract runs against: every rule holds on each.
@@ -433,7 +434,9 @@ struct SQLiteStoreTests {
             """, nil, nil, nil) == SQLITE_OK)
         sqlite3_close(db)
 
-        let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
+        let ticks = ProgressTicks()
+        let store = try SQLiteStreamStore(.init(path: file, migrationProgress: { ticks.count.add(1, ordering: .relaxed) }), signal: LocalChangeSignal())
+        #expect(ticks.count.load(ordering: .relaxed) == 1, "the migration announced itself once (it took less than 10 s)")
         let a = try await store.read(path("up/a"), after: .start, maxBytes: 100)
         #expect(a.records.map(\.seq) == [1, 3] && a.records.map(\.offset.position) == [1, 2] && a.records.map { String(buffer: $0.body) } == ["a", "b"])
         let slot = try await store.readLog(.slot(SlotName("up")!), after: 0, limit: 10, maxBytes: 1000)
@@ -532,4 +535,8 @@ struct SQLiteStoreTests {
             _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         }
     }
+}
+
+private final class ProgressTicks: Sendable {
+    let count = Atomic<Int>(0)
 }
