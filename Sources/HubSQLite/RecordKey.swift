@@ -10,11 +10,16 @@ import HubCore
 /// slot over its lifetime (8.8 × 10^12 records; 100 days at a sustained million a second).
 enum RecordKey {
     static let seqBits = 43
-    static let maxSeq: UInt64 = (1 << 43) - 1
+    static let maxSeq: UInt64 = (1 << seqBits) - 1
     static let maxSlotID: Int64 = (1 << 20) - 1
 
     /// The rowid of the record with `seq` in slot `slot`.
     static func id(slot: Int64, seq: UInt64) -> Int64 { slot << seqBits | Int64(seq) }
+
+    /// The SQL condition "`id` is one of slot `slot`'s records", both given as SQL expressions (columns of a query).
+    static func inSlotSQL(id: String, slot: String) -> String {
+        "\(id) > (\(slot) << \(seqBits)) AND \(id) <= ((\(slot) << \(seqBits)) | \(maxSeq))"
+    }
 
     /// Bounds for `id > lower AND id <= upper`: the slot's records with a seq after `after`, up to `through`.
     static func range(slot: Int64, after: UInt64, through: UInt64 = maxSeq) -> [SQLValue] {
@@ -51,8 +56,8 @@ enum RecordKey {
 enum SlotHead {
     /// The head as an SQL expression over `slots` aliased `s`: one seek to the end of the slot's range.
     static let sql = """
-        max(s.head_seq, coalesce((SELECT max(r.id) FROM records r WHERE r.id > (s.id << \(RecordKey.seqBits)) \
-        AND r.id <= ((s.id << \(RecordKey.seqBits)) | \(RecordKey.maxSeq))) & \(RecordKey.maxSeq), 0))
+        max(s.head_seq, coalesce((SELECT max(r.id) FROM records r WHERE \(RecordKey.inSlotSQL(id: "r.id", slot: "s.id"))) \
+        & \(RecordKey.maxSeq), 0))
         """
 
     /// Writes the head into the slot row; in the transaction that is about to delete some of the slot's records.

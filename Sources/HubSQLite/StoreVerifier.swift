@@ -57,7 +57,7 @@ public enum StoreVerifier {
     private static func checkSlots(_ db: SQLiteConnection, _ report: inout StoreVerification) throws(StoreError) {
         let slots = try db.query("""
             SELECT s.name, \(SlotHead.sql), s.floor_seq, min(r.seq), count(r.seq)
-            FROM slots s LEFT JOIN records r ON r.id > (s.id << \(RecordKey.seqBits)) AND r.id <= ((s.id << \(RecordKey.seqBits)) | \(RecordKey.maxSeq)) GROUP BY s.id ORDER BY s.name
+            FROM slots s LEFT JOIN records r ON \(RecordKey.inSlotSQL(id: "r.id", slot: "s.id")) GROUP BY s.id ORDER BY s.name
             """) { ($0.text(0), $0.int(1), $0.int(2), $0.optionalInt(3), $0.int(4)) }
         report.slots = slots.count
         for (name, head, floor, lowest, count) in slots {

@@ -419,10 +419,8 @@ struct SQLiteStoreTests {
         let directory = try TemporaryDirectory()
         let file = directory.path + "/hub.db"
         // A store as hubd with schema 5 left it: two slots, three streams, seqs interleaved across streams.
-        var db: OpaquePointer?
-        #expect(sqlite3_open(file, &db) == SQLITE_OK)
-        for sql in Migrations.all.prefix(5) { #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK) }
-        #expect(sqlite3_exec(db, """
+        for sql in Migrations.all.prefix(5) { execute(sql, on: file) }
+        execute("""
             PRAGMA user_version = 5;
             INSERT INTO slots(id, name, head_seq, created_ms) VALUES(1, 'up', 3, 0), (2, 'vp', 1, 0);
             INSERT INTO streams(id, path, slot_id, content_type, created_ms, accessed_ms, head, record_count, byte_count)
@@ -431,8 +429,7 @@ struct SQLiteStoreTests {
             INSERT INTO records(stream_id, pos, slot_id, seq, batch_end, ts_ms, type, body)
                 VALUES(1, 1, 1, 1, 1, 0, NULL, 'a'), (2, 1, 1, 2, 1, 0, 'kind', 'x'), (1, 2, 1, 3, 2, 0, NULL, 'b'),
                       (3, 1, 2, 1, 1, 0, NULL, 'v');
-            """, nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+            """, on: file)
 
         let ticks = ProgressTicks()
         let store = try SQLiteStreamStore(.init(path: file, migrationProgress: { ticks.count.add(1, ordering: .relaxed) }), signal: LocalChangeSignal())
@@ -460,10 +457,7 @@ struct SQLiteStoreTests {
             _ = try await store.create(p, CreateRequest(contentType: plain))
             await store.close()
         }
-        var db: OpaquePointer?
-        #expect(sqlite3_open(file, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "UPDATE slots SET head_seq = \(RecordKey.maxSeq - 2) WHERE name = 'cap'", nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+        execute("UPDATE slots SET head_seq = \(RecordKey.maxSeq - 2) WHERE name = 'cap'", on: file)
         let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("a"), text("b")]))
         await expectCapacityExhausted { _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("c")])) }
@@ -483,15 +477,12 @@ struct SQLiteStoreTests {
             _ = try await store.create(path("low/a"), CreateRequest(contentType: plain, messages: [text("l")]))  // id 1
             await store.close()
         }
-        var db: OpaquePointer?
-        #expect(sqlite3_open(file, &db) == SQLITE_OK)
         // Ids 1 and 3 ... 2^20 - 1 taken (2 is free), the last one by "top".
-        #expect(sqlite3_exec(db, """
+        execute("""
             WITH RECURSIVE n(x) AS (SELECT 3 UNION ALL SELECT x + 1 FROM n WHERE x < \(RecordKey.maxSlotID - 1))
             INSERT INTO slots(id, name, head_seq, created_ms) SELECT x, 'f' || x, 0, 0 FROM n;
             INSERT INTO slots(id, name, head_seq, created_ms) VALUES(\(RecordKey.maxSlotID), 'top', 0, 0);
-            """, nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+            """, on: file)
         let store = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         let hole = path("hole/a")
         _ = try await store.create(hole, CreateRequest(contentType: plain, messages: [text("h1"), text("h2")]))
@@ -506,6 +497,14 @@ struct SQLiteStoreTests {
         let topText = try await store.readAll(top), lowText = try await store.readAll(path("low/a"))
         #expect(topText == "ab" && lowText == "l")
         await store.close()
+    }
+
+    /// Runs `sql` on the store file directly, as an older hubd (or anything but this one) would.
+    private func execute(_ sql: String, on file: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        var db: OpaquePointer?
+        #expect(sqlite3_open(file, &db) == SQLITE_OK, sourceLocation: sourceLocation)
+        #expect(sqlite3_exec(db, sql, nil, nil, nil) == SQLITE_OK, sourceLocation: sourceLocation)
+        sqlite3_close(db)
     }
 
     private func expectCapacityExhausted(_ body: () async throws -> Void, sourceLocation: SourceLocation = #_sourceLocation) async {
@@ -527,10 +526,7 @@ struct SQLiteStoreTests {
             await store.close()
         }
         // Stamp the file as written by a future hubd.
-        var db: OpaquePointer?
-        #expect(sqlite3_open(file, &db) == SQLITE_OK)
-        #expect(sqlite3_exec(db, "PRAGMA user_version = 999", nil, nil, nil) == SQLITE_OK)
-        sqlite3_close(db)
+        execute("PRAGMA user_version = 999", on: file)
         #expect(throws: StoreError.schemaTooNew(found: 999, supported: Migrations.all.count)) {
             _ = try SQLiteStreamStore(.init(path: file), signal: LocalChangeSignal())
         }

@@ -155,7 +155,8 @@ final class TailPush<Feed: TailFeed>: Sendable {
     /// Longest a dispatcher waits on the signal before it looks again (keep-alives, and ending an empty group).
     private static var idleCheck: Duration { .seconds(60) }
 
-    init(signal: any ChangeSignal, feed: Feed, metrics: HubMetrics, slice: Int = 256) {
+    /// - Parameter slice: members written per event-loop job (`HTTPLimits.pushSlice`).
+    init(signal: any ChangeSignal, feed: Feed, metrics: HubMetrics, slice: Int) {
         self.signal = signal; self.feed = feed; self.metrics = metrics; self.slice = max(1, slice)
         let relay = ExpiryRelay<Feed>()
         deadlines = TimerWheel { keys in relay.push?.expire(keys) }
