@@ -48,7 +48,9 @@ final class RawWebSocket: @unchecked Sendable {
         var head: [UInt8] = []
         var byte: UInt8 = 0
         while !(head.count >= 4 && head.suffix(4) == [13, 10, 13, 10]) {
-            guard recv(fd, &byte, 1, 0) == 1 else { throw TestFailure("no upgrade response") }
+            let n = recv(fd, &byte, 1, 0)
+            if n < 0 && errno == EINTR { continue }
+            guard n == 1 else { throw TestFailure("no upgrade response") }
             head.append(byte)
         }
         responseHead = String(decoding: head, as: UTF8.self)
@@ -64,6 +66,8 @@ final class RawWebSocket: @unchecked Sendable {
             var got = 0
             while got < count {
                 let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
+                // A signal (SIGCHLD from another test's child process) interrupts a blocking read: not an end.
+                if n < 0 && errno == EINTR { continue }
                 guard n > 0 else { return nil }
                 got += n
             }

@@ -163,7 +163,8 @@ struct WebSocketController: Sendable {
             return ending
         }
         switch outcome {
-        case .clientClosed, .stalled: break
+        case .clientClosed: break
+        case .stalled: await sender.closeStalled()
         case .shutdown: try? await outbound.close(CloseCode.shutdown, reason: "server shutting down")
         case .failed(let error):
             try? await refuse(HubProblem(error), code: Self.closeCode(for: error), outbound: outbound)
@@ -394,18 +395,24 @@ final class Sender: Sendable {
             guard since != 0, DispatchTime.now().uptimeNanoseconds &- since >= limitNs else { continue }
             stalled.store(true, ordering: .relaxed)
             metrics.slowConsumerClosed()
-            // The close frame queues behind what the client has not read (at most the channel's high-water mark), so a
-            // client that reads again gets everything and then 4008. One that never does is dropped after the grace.
-            let outbound = self.outbound
-            Task { try? await outbound.close(WebSocketController.CloseCode.slowConsumer, reason: "slow-consumer") }
-            // Cancelled means the client read again (the pending write completed, the next send found the connection
-            // stalled and ended the session): the close handshake then runs in WSCore, bounded by the same grace.
-            // Closing the channel here would drop the frames and the 4008 the client is reading.
-            try? await Task.sleep(for: closeGrace)
-            if !Task.isCancelled { channel.close(promise: nil) }
             return .stalled
         }
         return .clientClosed
+    }
+
+    /// Ends a stalled connection with 4008, as the session's last step (so nothing else closes it first). The close
+    /// frame queues behind what the client has not read (at most the channel's high-water mark): a client that reads
+    /// again gets that and then 4008; one that never does is dropped after the grace.
+    func closeStalled() async {
+        let outbound = self.outbound, grace = closeGrace
+        let closed = await withTaskGroup(of: Bool.self) { group in
+            group.addTask { (try? await outbound.close(WebSocketController.CloseCode.slowConsumer, reason: "slow-consumer")) != nil }
+            group.addTask { try? await Task.sleep(for: grace); return false }
+            let first = await group.next() ?? false
+            group.cancelAll()
+            return first
+        }
+        if !closed { channel.close(promise: nil) }
     }
 }
 
