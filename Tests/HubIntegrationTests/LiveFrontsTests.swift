@@ -277,7 +277,7 @@ struct LiveFrontsTests {
             // The stalled client's watchdog fires while the appends go on: once its count is in the metrics, the client
             // reads what the server sent and then the 4008, within the server's grace for the close (raised above; the
             // appends and the metrics polls can take longer than hubd's 10 s on a loaded machine).
-            async let stalledEnd: (texts: [String], code: Int?) = {
+            async let stalledEnd: (texts: [String], code: Int?, end: RawWebSocket.End) = {
                 try await eventually(every: .milliseconds(50)) {
                     try await hub.client.request(.GET, "/metrics").text.contains("hub_slow_consumer_closes_total 1")
                 }
@@ -288,6 +288,28 @@ struct LiveFrontsTests {
             #expect(healthy.seqs == Array(2...151), "the healthy subscriber got everything, in order")
             let end = try await stalledEnd
             #expect(end.code == 4008, "the stalled client read \(end.texts.count) frames, then \(end.code.map(String.init) ?? "no close frame")")
+        }
+    }
+
+    @Test("a stalled client that never reads again is dropped once the close grace is over")
+    func stalledClientDropped() async throws {
+        try await withRunningHub({ $0.http.webSocketSendTimeout = .milliseconds(300); $0.http.webSocketCloseGrace = .milliseconds(500) }) { hub in
+            _ = try await hub.postEvents("fan", "{}")
+            let stalled = try await RawWebSocket.upgrade(port: hub.port, path: "/v1/ws?slot=fan")
+            try await hub.untilWaiting(1)
+            let payload = "{\"pad\":\"" + String(repeating: "p", count: 60_000) + "\"}"
+            // Appends until the client's small receive buffer and the server's send buffer are full and the watchdog fires.
+            try await eventually(every: .milliseconds(20)) {
+                #expect(try await hub.postEvents("fan", payload).status == 200)
+                return try await hub.client.request(.GET, "/metrics").text.contains("hub_slow_consumer_closes_total 1")
+            }
+            // The 4008 waits behind what the client never reads; after the grace the session ends and the connection is dropped.
+            try await eventually(every: .milliseconds(50)) {
+                try await hub.client.request(.GET, "/metrics").text.contains(#"hub_connections{transport="websocket"} 0"#)
+            }
+            let end = await stalled.readUntilClose()
+            #expect(!end.texts.isEmpty, "what reached the socket before the drop is still there")
+            #expect(end.end == .endOfStream && end.code == nil, "dropped: the close frame never got past the unread frames")
         }
     }
 }

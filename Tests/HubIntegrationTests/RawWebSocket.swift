@@ -16,12 +16,18 @@ final class RawWebSocket: @unchecked Sendable {
         try await offPool { try RawWebSocket(port: port, path: path, headers: headers) }
     }
 
-    /// The text frames up to the close frame, and its code (nil when the connection ended without one).
-    func readUntilClose() async -> (texts: [String], code: Int?) {
+    /// How a read up to the close frame ended.
+    enum End: Equatable { case closeFrame, endOfStream, timedOut }
+
+    /// The text frames up to the close frame, and its code (nil when the connection ended without one, `end` says how).
+    func readUntilClose() async -> (texts: [String], code: Int?, end: End) {
         await Self.offPool { self.blockingReadUntilClose() }
     }
 
     func readCloseCode() async -> Int? { await readUntilClose().code }
+
+    /// Longest a blocking read waits: a server that neither sends nor closes fails the test instead of hanging it.
+    private static let readTimeoutSeconds = 60
 
     private static func offPool<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
         try await withCheckedThrowingContinuation { continuation in
@@ -39,6 +45,8 @@ final class RawWebSocket: @unchecked Sendable {
         fd = try connectLoopback(port: port) { fd in
             var small: Int32 = 4096
             setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, socklen_t(MemoryLayout<Int32>.size))
+            var timeout = timeval(tv_sec: RawWebSocket.readTimeoutSeconds, tv_usec: 0)
+            setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
         let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
             + "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
@@ -59,8 +67,9 @@ final class RawWebSocket: @unchecked Sendable {
 
     deinit { close(fd) }
 
-    private func blockingReadUntilClose() -> (texts: [String], code: Int?) {
+    private func blockingReadUntilClose() -> (texts: [String], code: Int?, end: End) {
         var texts: [String] = []
+        var end = End.endOfStream
         func read(_ count: Int) -> [UInt8]? {
             var out = [UInt8](repeating: 0, count: count)
             var got = 0
@@ -68,6 +77,7 @@ final class RawWebSocket: @unchecked Sendable {
                 let n = out.withUnsafeMutableBytes { recv(fd, $0.baseAddress! + got, count - got, 0) }
                 // A signal (SIGCHLD from another test's child process) interrupts a blocking read: not an end.
                 if n < 0 && errno == EINTR { continue }
+                if n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) { end = .timedOut }
                 guard n > 0 else { return nil }
                 got += n
             }
@@ -80,9 +90,9 @@ final class RawWebSocket: @unchecked Sendable {
             if length == 127 { guard let ext = read(8) else { break }; length = ext.reduce(0) { $0 << 8 | Int($1) } }
             guard let payload = read(length) else { break }
             if opcode == 0x1 { texts.append(String(decoding: payload, as: UTF8.self)) }
-            if opcode == 0x8 { return (texts, payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : nil) }
+            if opcode == 0x8 { return (texts, payload.count >= 2 ? Int(payload[0]) << 8 | Int(payload[1]) : nil, .closeFrame) }
         }
-        return (texts, nil)
+        return (texts, nil, end)
     }
 }
 
