@@ -39,7 +39,11 @@ public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
         let startTicking = state.withLock { state -> Bool in
             // Never into a slot already fired (a zero or negative timeout, or a slot boundary): the next tick's.
             let slot = max(slot, state.firedThrough + 1)
-            state.buckets[slot, default: []].insert(key)
+            // Buckets are moved out and back, not mutated through the subscript: its `_modify` accessor allocated
+            // its coroutine frames, three allocations per schedule (heaptrack).
+            var bucket = state.buckets.removeValue(forKey: slot) ?? []
+            bucket.insert(key)
+            state.buckets[slot] = bucket
             state.slotOf[key] = slot
             guard !state.ticking else { return false }
             state.ticking = true
@@ -50,9 +54,9 @@ public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
 
     @inlinable public func cancel(_ key: Key) {
         state.withLock { state in
-            guard let slot = state.slotOf.removeValue(forKey: key) else { return }
-            state.buckets[slot]?.remove(key)
-            if state.buckets[slot]?.isEmpty == true { state.buckets[slot] = nil }
+            guard let slot = state.slotOf.removeValue(forKey: key), var bucket = state.buckets.removeValue(forKey: slot) else { return }
+            bucket.remove(key)
+            if !bucket.isEmpty { state.buckets[slot] = bucket }
         }
     }
 

@@ -102,8 +102,17 @@ final class SQLiteConnection {
         }
     }
 
+    /// The first row of a query, mapped by `row` (without collecting the rows in an array: an allocation per call).
     func first<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T) throws(StoreError) -> T? {
-        try query(sql, values, row).first
+        do {
+            let s = try statement(sql, values)
+            defer { sqlite3_reset(s.handle) }
+            return try s.step() ? try row(s) : nil
+        } catch let e as SQLiteFailure {
+            throw e.storeError
+        } catch {
+            throw error as! StoreError
+        }
     }
 
     var changes: Int { Int(sqlite3_changes(handle)) }

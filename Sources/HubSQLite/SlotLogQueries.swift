@@ -7,14 +7,16 @@ import NIOCore
 /// what changed, reads run in one snapshot.
 enum SlotLogQueries {
     static func slot(_ db: SQLiteConnection, _ name: SlotName) throws(StoreError) -> SlotRow {
-        let row = try db.first("SELECT id, \(SlotHead.sql), floor_seq, max_age_s, max_bytes, max_records FROM slots s WHERE name = ?",
-                               [.text(name.rawValue)]) { s in
+        let row = try db.first(slotByName, [.text(name.rawValue)]) { s in
             SlotRow(id: s.int(0), headSeq: UInt64(s.int(1)), floorSeq: UInt64(s.int(2)), maxAgeSeconds: s.optionalInt(3),
                     maxBytes: s.optionalInt(4), maxRecords: s.optionalInt(5))
         }
         guard let row else { throw .slotNotFound(name) }
         return row
     }
+
+    /// Made once (see `StreamQueries.load`): every slot read runs it.
+    private static let slotByName = "SELECT id, \(SlotHead.sql), floor_seq, max_age_s, max_bytes, max_records FROM slots s WHERE name = ?"
 
     // MARK: Events
 

@@ -8,12 +8,18 @@ enum StreamQueries {
     // MARK: Loading
 
     static func load(_ db: SQLiteConnection, path: StreamPath) throws(StoreError) -> StreamRow? {
-        try db.first("SELECT \(StreamRow.columns) FROM streams WHERE path = ?", [.text(path.rawValue)]) { s throws(StoreError) in try StreamRow(s) }
+        try db.first(loadByPath, [.text(path.rawValue)]) { s throws(StoreError) in try StreamRow(s) }
     }
 
     static func load(_ db: SQLiteConnection, id: Int64) throws(StoreError) -> StreamRow? {
-        try db.first("SELECT \(StreamRow.columns) FROM streams WHERE id = ?", [.int(id)]) { s throws(StoreError) in try StreamRow(s) }
+        try db.first(loadByID, [.int(id)]) { s throws(StoreError) in try StreamRow(s) }
     }
+
+    // Statements run on every append and read are made once: an interpolated string is built (an allocation) and
+    // hashed for the statement cache on every call.
+    private static let loadByPath = "SELECT \(StreamRow.columns) FROM streams WHERE path = ?"
+    private static let loadByID = "SELECT \(StreamRow.columns) FROM streams WHERE id = ?"
+    private static let slotForAppend = "SELECT \(SlotHead.sql) + ?, floor_seq, max_records FROM slots s WHERE id = ?"
 
     /// A readable stream, as a reader sees it: expired streams are absent (or gone while forks hold them).
     static func readable(_ db: SQLiteConnection, path: StreamPath, nowMs: Int64) throws(StoreError) -> StreamRow {
@@ -169,7 +175,7 @@ enum StreamQueries {
                               nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64, slot: SlotLimitState) {
         let count = UInt64(messages.count)
         // The slot's head after this append, and what its record limit needs; the slot row is not written (`SlotHead`).
-        guard let slot = try db.first("SELECT \(SlotHead.sql) + ?, floor_seq, max_records FROM slots s WHERE id = ?",
+        guard let slot = try db.first(slotForAppend,
                                       [.int(count), .int(row.slotID)], {
                                           SlotLimitState(id: row.slotID, headSeq: UInt64($0.int(0)), floorSeq: UInt64($0.int(1)), maxRecords: $0.optionalInt(2))
                                       }) else {

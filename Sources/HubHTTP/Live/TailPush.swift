@@ -272,7 +272,12 @@ final class TailPush<Feed: TailFeed>: Sendable {
         let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
             let subscriber = Subscriber(id: state.nextID &+ 1, channel: channel, delivery: delivery)
             // In place, with one lookup: a copy of the group would copy its members (every parked reader).
-            guard let tail = state.table[scope]?.join(subscriber, at: after) else { return nil }
+            // Moved out and back rather than mutated through the subscript: the dictionary's `_modify` accessor
+            // allocated its coroutine frames, six allocations per long-poll (heaptrack).
+            guard var group = state.table.removeValue(forKey: scope) else { return nil }
+            let tail = group.join(subscriber, at: after)
+            state.table[scope] = group
+            guard let tail else { return nil }
             state.nextID &+= 1
             subscriber.onRelease(onRelease)
             metrics.parked.add(1, ordering: .relaxed)
@@ -306,7 +311,10 @@ final class TailPush<Feed: TailFeed>: Sendable {
     private func release(_ subscriber: Subscriber, from scope: Feed.Scope, _ outcome: Release) {
         if !subscriber.released.exchange(true, ordering: .acquiringAndReleasing) {
             groups.withLock { state in
-                guard state.table[scope]?.remove(subscriber.id) != nil else { return }
+                guard var group = state.table.removeValue(forKey: scope) else { return }  // moved: see `joinAtTail`
+                let removed = group.remove(subscriber.id)
+                state.table[scope] = group
+                guard removed != nil else { return }
                 metrics.parked.subtract(1, ordering: .relaxed)
             }
             deadlines.cancel(Expiry(scope: scope, member: subscriber.id))
