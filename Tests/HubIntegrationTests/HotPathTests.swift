@@ -459,7 +459,8 @@ enum RawHTTP {
         return try (0..<count).map { _ in try reader.response(.length) }
     }
 
-    /// Reads responses off a blocking socket (10-s timeout), one at a time.
+    /// Reads responses off a blocking socket (a 60-s timeout: a bound for a failure, never waited out by a passing
+    /// test, so generous enough for a loaded machine), one at a time.
     struct Reader {
         let fd: Int32
         var buffer: [UInt8] = []
@@ -468,13 +469,14 @@ enum RawHTTP {
 
         init(fd: Int32) {
             self.fd = fd
-            var timeout = timeval(tv_sec: 10, tv_usec: 0)
+            var timeout = timeval(tv_sec: 60, tv_usec: 0)
             setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
         }
 
         mutating func fill() throws {
             var chunk = [UInt8](repeating: 0, count: 65536)
             let n = read(fd, &chunk, chunk.count)
+            if n < 0 && errno == EINTR { return }  // a signal (another test's SIGCHLD): the caller reads again
             // A server that closes with a refused body unread resets the connection: that is a close too.
             if n == 0 || (n < 0 && errno == ECONNRESET) { closed = true; return }
             guard n > 0 else { throw TestFailure("read failed or timed out (errno \(errno)) after \(count) responses") }
@@ -546,12 +548,14 @@ enum RawHTTP {
                     var received: [UInt8] = [], chunk = [UInt8](repeating: 0, count: 65536)
                     while find(Array(marker.utf8), in: received) == nil {
                         let n = read(fd, &chunk, chunk.count)
+                        if n < 0 && errno == EINTR { continue }
                         guard n > 0 else { throw TestFailure("no \(marker) before the connection ended (errno \(errno))") }
                         received += chunk[..<n]
                     }
                     shutdown(fd, Int32(SHUT_WR))
                     while true {
                         let n = read(fd, &chunk, chunk.count)
+                        if n < 0 && errno == EINTR { continue }
                         if n == 0 || (n < 0 && errno == ECONNRESET) { return true }
                         if n < 0 { return false }  // timed out: still open
                     }
