@@ -89,25 +89,25 @@ final class SQLiteConnection {
 
     /// Rows of a query, each mapped by `row` while the statement is positioned on it.
     func query<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T) throws(StoreError) -> [T] {
-        do {
-            let s = try statement(sql, values)
-            defer { sqlite3_reset(s.handle) }
+        try stepping(sql, values) { s in
             var out: [T] = []
             while try s.step() { out.append(try row(s)) }
             return out
-        } catch let e as SQLiteFailure {
-            throw e.storeError
-        } catch {
-            throw error as! StoreError
         }
     }
 
     /// The first row of a query, mapped by `row` (without collecting the rows in an array: an allocation per call).
     func first<T>(_ sql: String, _ values: [SQLValue] = [], _ row: (Statement) throws(StoreError) -> T) throws(StoreError) -> T? {
+        try stepping(sql, values) { s in try s.step() ? try row(s) : nil }
+    }
+
+    /// Runs `body` on the cached statement for `sql` with `values` bound, resets it after, and reports SQLite's
+    /// failures as store errors.
+    private func stepping<R>(_ sql: String, _ values: [SQLValue], _ body: (Statement) throws -> R) throws(StoreError) -> R {
         do {
             let s = try statement(sql, values)
             defer { sqlite3_reset(s.handle) }
-            return try s.step() ? try row(s) : nil
+            return try body(s)
         } catch let e as SQLiteFailure {
             throw e.storeError
         } catch {

@@ -170,6 +170,16 @@ final class TailPush<Feed: TailFeed>: Sendable {
     }
 
     private let groups = Mutex<(table: [Feed.Scope: Group], nextID: UInt64)>(([:], 0))
+
+    /// Runs `body` on the group of `scope` in place (nil when there is none). The group is moved out of the table and
+    /// back: mutating it through the subscript allocated the `_modify` accessor's coroutine frames, six allocations
+    /// per long-poll (heaptrack), and a copy of the group would copy its members (every parked reader).
+    @discardableResult
+    private static func updating<R>(_ table: inout [Feed.Scope: Group], _ scope: Feed.Scope, _ body: (inout Group) -> R?) -> R? {
+        guard var group = table.removeValue(forKey: scope) else { return nil }
+        defer { table[scope] = group }
+        return body(&group)
+    }
     private let signal: any ChangeSignal
     private let feed: Feed
     private let metrics: HubMetrics
@@ -271,13 +281,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
                     onRelease: @escaping @Sendable (Release) -> Void) -> (tail: Feed.Batch, member: Subscriber)? {
         let joined = groups.withLock { state -> (Subscriber, Feed.Batch)? in
             let subscriber = Subscriber(id: state.nextID &+ 1, channel: channel, delivery: delivery)
-            // In place, with one lookup: a copy of the group would copy its members (every parked reader).
-            // Moved out and back rather than mutated through the subscript: the dictionary's `_modify` accessor
-            // allocated its coroutine frames, six allocations per long-poll (heaptrack).
-            guard var group = state.table.removeValue(forKey: scope) else { return nil }
-            let tail = group.join(subscriber, at: after)
-            state.table[scope] = group
-            guard let tail else { return nil }
+            guard let tail = Self.updating(&state.table, scope, { $0.join(subscriber, at: after) }) else { return nil }
             state.nextID &+= 1
             subscriber.onRelease(onRelease)
             metrics.parked.add(1, ordering: .relaxed)
@@ -311,10 +315,7 @@ final class TailPush<Feed: TailFeed>: Sendable {
     private func release(_ subscriber: Subscriber, from scope: Feed.Scope, _ outcome: Release) {
         if !subscriber.released.exchange(true, ordering: .acquiringAndReleasing) {
             groups.withLock { state in
-                guard var group = state.table.removeValue(forKey: scope) else { return }  // moved: see `joinAtTail`
-                let removed = group.remove(subscriber.id)
-                state.table[scope] = group
-                guard removed != nil else { return }
+                guard Self.updating(&state.table, scope, { $0.remove(subscriber.id) }) != nil else { return }
                 metrics.parked.subtract(1, ordering: .relaxed)
             }
             deadlines.cancel(Expiry(scope: scope, member: subscriber.id))
@@ -350,7 +351,9 @@ final class TailPush<Feed: TailFeed>: Sendable {
             }
             if feed.isEmpty(batch) {
                 groups.withLock { state in
-                    if state.table[scope]?.id == id, state.table[scope]?.cursor == cursor { state.table[scope]?.tail = batch }
+                    Self.updating(&state.table, scope) { group in
+                        if group.id == id, group.cursor == cursor { group.tail = batch }
+                    }
                 }
                 metrics.dispatchersWaiting.add(1, ordering: .relaxed)
                 let outcome = await signal.wait(for: key, after: ticket, timeout: max(.milliseconds(1), idle - (ContinuousClock.now - lastSent)))
