@@ -27,7 +27,7 @@ public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
 
     /// - Parameter fire: called (outside any lock) with the keys whose deadline passed.
     public init(resolution: Duration = .milliseconds(25), fire: @escaping @Sendable ([Key]) -> Void) {
-        resolutionNs = max(1, Self.nanoseconds(resolution))
+        resolutionNs = max(1, resolution.nanoseconds)
         self.fire = fire
         state = Mutex(State(firedThrough: 0))
     }
@@ -35,7 +35,7 @@ public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
     /// Fires `key` after `timeout` unless `cancel(key)` comes first.
     @inlinable public func schedule(_ key: Key, after timeout: Duration) {
         // Rounded up: never early.
-        let slot = slot(atNs: elapsedNs + Self.nanoseconds(timeout), roundingUp: true)
+        let slot = slot(atNs: elapsedNs + timeout.nanoseconds, roundingUp: true)
         let startTicking = state.withLock { state -> Bool in
             // Never into a slot already fired (a zero or negative timeout, or a slot boundary): the next tick's.
             let slot = max(slot, state.firedThrough + 1)
@@ -63,14 +63,7 @@ public final class TimerWheel<Key: Hashable & Sendable>: Sendable {
     public var count: Int { state.withLock { $0.slotOf.count } }
 
     /// Nanoseconds since the wheel was made.
-    @usableFromInline var elapsedNs: Int64 { Self.nanoseconds(ContinuousClock.now - origin) }
-
-    @usableFromInline static func nanoseconds(_ duration: Duration) -> Int64 {
-        let (seconds, attoseconds) = duration.components
-        // Beyond ~285 years: far enough (and no overflow).
-        guard abs(seconds) < 9_000_000_000 else { return seconds < 0 ? -(1 << 62) : 1 << 62 }
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
-    }
+    @usableFromInline var elapsedNs: Int64 { (ContinuousClock.now - origin).nanoseconds }
 
     /// The slot of the instant `elapsed` ns after the wheel was made.
     @usableFromInline func slot(atNs elapsed: Int64, roundingUp: Bool) -> Int64 {

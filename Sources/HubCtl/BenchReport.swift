@@ -1,3 +1,4 @@
+import HubCore
 import HubProtocol
 import Foundation
 
@@ -25,7 +26,7 @@ struct BenchReport: Sendable {
             failedPublishes += p.failed
             publishLatency.merge(p.histogram)
         }
-        publishSeconds = Self.seconds(publishEnded - started)
+        publishSeconds = (publishEnded - started).timeInterval
         var lastDelivery = started
         for s in subscribers {
             delivered += s.unique
@@ -34,10 +35,9 @@ struct BenchReport: Sendable {
             if let last = s.lastDelivery, last > lastDelivery { lastDelivery = last }
             if let error = s.error { subscriberErrors.append(error) }
         }
-        deliverySeconds = Self.seconds(lastDelivery - started)
+        deliverySeconds = (lastDelivery - started).timeInterval
     }
 
-    static func seconds(_ d: Duration) -> Double { Double(d.components.seconds) + Double(d.components.attoseconds) / 1e18 }
 
     private static func rate(_ count: Int, _ seconds: Double) -> Double { seconds > 0 ? Double(count) / seconds : 0 }
 

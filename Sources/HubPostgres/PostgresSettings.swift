@@ -76,9 +76,8 @@ public struct PostgresSettings: Sendable {
         return "postgres://\(auth)@\(host):\(port)/\(database)\(where_)\(tls == .prefer ? "" : (where_.isEmpty ? "?" : "&") + "sslmode=\(tls.rawValue)")"
     }
 
-    var statementTimeoutMs: Int64 { Self.milliseconds(statementTimeout) }
+    var statementTimeoutMs: Int64 { statementTimeout.milliseconds }
 
-    private static func milliseconds(_ d: Duration) -> Int64 { d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000 }
 
     func tlsConfiguration() throws(StoreError) -> TLSConfiguration? {
         guard tls != .disable else { return nil }
@@ -143,7 +142,7 @@ public struct PostgresSettings: Sendable {
             }
             config = .init(host: host, port: port, username: username, password: password, database: database, tls: tls)
         }
-        config.options.connectTimeout = .milliseconds(Self.milliseconds(connectTimeout))
+        config.options.connectTimeout = .milliseconds(connectTimeout.milliseconds)
         config.options.additionalStartupParameters = startupParameters
         return config
     }

@@ -57,11 +57,19 @@ public final class PostgresStreamStore: StreamStore, ReadinessChecking, Sendable
         runner = Task { await client.run() }
     }
 
-    /// Stops the pool; later calls fail with `.unavailable`.
+    /// Stops the pool; later calls fail with `.unavailable`. Waits for its connections to close, but not forever: the
+    /// pool of postgres-nio 1.33 may keep retrying a connection after it was told to stop (vapor/postgres-nio#599),
+    /// and hubd's exit must not wait on that.
     public func close() async {
         runner.cancel()
-        await runner.value
+        do {
+            try await withDeadline(Self.closeLimit) { [runner] in await runner.value }
+        } catch {
+            logger.warning("the PostgreSQL connection pool did not close within \(Self.closeLimit); leaving it to the process's exit")
+        }
     }
+
+    static let closeLimit = Duration.seconds(5)
 
     static var nowMs: Int64 { Int64(Date().timeIntervalSince1970 * 1000) }
 

@@ -134,7 +134,7 @@ public struct Hub: Sendable {
                     auth.addressLimiter.update(rate: reloaded.rateLimitAddress)
                 }),
                 // Last in the list, so stopped first: live responses end before the servers drain requests.
-                .init(service: LiveShutdownService(signal: signal, notifier: notifier)),
+                .init(service: LiveShutdownService(signal: signal, notifier: notifier, exitDeadline: config.exitDeadline, logger: logger)),
             ],
             gracefulShutdownSignals: [.sigterm, .sigint],
             logger: logger)
@@ -147,14 +147,26 @@ public struct Hub: Sendable {
 }
 
 /// On graceful shutdown, tells systemd (STOPPING=1) and ends every long-poll and SSE response so the HTTP server
-/// can drain quickly.
+/// can drain quickly; with an exit deadline, makes sure the process ends by then.
 struct LiveShutdownService: Service {
     let signal: any ChangeSignal
     let notifier: SystemdNotifier
+    let exitDeadline: Duration?
+    let logger: Logger
     func run() async throws {
         try? await gracefulShutdown()
         notifier.send(.stopping, .status("shutting down"))
+        if let exitDeadline { Self.exit(after: exitDeadline, logger: logger) }
         signal.shutdown()
+    }
+
+    /// A thread of its own rather than a task: whatever holds up the shutdown may be holding the task pool too.
+    static func exit(after limit: Duration, logger: Logger) {
+        Thread.detachNewThread {
+            Thread.sleep(forTimeInterval: limit.timeInterval)
+            logger.critical("shutdown did not finish within \(limit) of SIGTERM; exiting without waiting for the rest")
+            _exit(1)
+        }
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubCore
 import HubHTTP
 import HubPostgres
 import HubSQLite
@@ -57,6 +58,10 @@ public struct HubConfiguration: Sendable {
     public var retentionInterval: Duration = .seconds(5)
     /// Longest graceful shutdown: live responses end at once, in-flight appends finish, then the store closes.
     public var shutdownGrace: Duration = .seconds(10)
+    /// When set, a shutdown still running this long after it began ends the process (status 1) after logging so: a
+    /// part that ignores cancellation must not keep hubd alive until the service manager kills it. hubd sets it
+    /// (`shutdownGrace` + 10 s); hubs that tests run in-process leave it nil, since it would end the test runner.
+    public var exitDeadline: Duration?
     /// Called with the bound port once the listener is up (tests bind port 0 and learn the real one here).
     public var onListening: (@Sendable (Int) -> Void)?
     /// Re-resolves the configuration from its sources (SIGHUP); nil when there is nothing to re-read.
@@ -309,7 +314,7 @@ extension HubConfiguration {
 
     /// The inverse of `parseDuration` for what it produced: `30s`, `500ms`.
     static func formatDuration(_ d: Duration) -> String {
-        let ms = d.components.seconds * 1000 + d.components.attoseconds / 1_000_000_000_000_000
+        let ms = d.milliseconds
         return ms % 1000 == 0 ? "\(ms / 1000)s" : "\(ms)ms"
     }
 

@@ -97,7 +97,7 @@ struct Hubd: AsyncParsableCommand {
         flags["ws-send-timeout"] = wsSendTimeout; flags["consumer-ack-wait"] = consumerAckWait; flags["consumer-max-in-flight"] = consumerMaxInFlight
         flags["store"] = store; flags["postgres-url"] = postgresUrl; flags["postgres-password-file"] = postgresPasswordFile
         flags["postgres-pool-size"] = postgresPoolSize; flags["postgres-statement-timeout"] = postgresStatementTimeout
-        let config: HubConfiguration
+        var config: HubConfiguration
         do {
             config = try HubConfiguration.load(flags: flags, configPath: self.config, environment: ProcessInfo.processInfo.environment)
         } catch {
@@ -112,6 +112,7 @@ struct Hubd: AsyncParsableCommand {
             FileHandle.standardError.write(Data("hubd: configuration OK\n".utf8))
             return
         }
+        config.exitDeadline = config.shutdownGrace + .seconds(10)
         EventLoopSizing.matchCPUAffinity()
         let level = config.logLevel
         LoggingSystem.bootstrap { label in HubLogHandler(label: label, level: level) }

@@ -109,4 +109,19 @@ public final class ChildProcess: @unchecked Sendable {
             }.start()
         }
     }
+
+    /// The exit status, or nil if the process is still running after `limit` (a test must not hang on a child that
+    /// never exits; the caller decides what to do with it).
+    public func wait(limit: Duration) async -> Int32? {
+        let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
+        return await withCheckedContinuation { continuation in
+            Thread { [self] in
+                status.lock()
+                while exitStatus == nil && status.wait(until: deadline) {}
+                let code = exitStatus
+                status.unlock()
+                continuation.resume(returning: code)
+            }.start()
+        }
+    }
 }

@@ -70,9 +70,15 @@ public final class HubdProcess: Sendable {
 
     public func signal(_ signal: Int32) { process.signal(signal) }
 
-    /// SIGTERM, then the exit status.
-    public func terminate() async -> Int32 {
+    /// SIGTERM, then the exit status. A hubd still running `limit` after SIGTERM (its graceful shutdown is bounded
+    /// well below that) is reported on stderr with the tail of its log, killed, and answered 137, so the test fails
+    /// with the reason instead of hanging the run.
+    public func terminate(limit: Duration = .seconds(60)) async -> Int32 {
         process.signal(SIGTERM)
+        if let code = await process.wait(limit: limit) { return code }
+        let tail = logLines.suffix(40).joined(separator: "\n")
+        FileHandle.standardError.write(Data("hubd (pid \(process.pid), port \(port)) did not exit within \(limit) of SIGTERM; killed. Its last log lines:\n\(tail)\n".utf8))
+        process.signal(SIGKILL)
         return await process.wait()
     }
 }

@@ -25,11 +25,30 @@ public struct TestHTTPClient: Sendable {
     public init(host: String = "127.0.0.1", port: Int) { self.host = host; self.port = port; self.unixSocket = nil }
     public init(unixSocket: String) { self.host = "localhost"; self.port = 0; self.unixSocket = unixSocket }
 
-    public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil) async throws -> TestResponse {
-        try await request(method, path, headers: headers, bytes: body.map { ByteBuffer(string: $0) })
+    public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], body: String? = nil,
+                        limit: Duration = .seconds(120)) async throws -> TestResponse {
+        try await request(method, path, headers: headers, bytes: body.map { ByteBuffer(string: $0) }, limit: limit)
     }
 
-    public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], bytes: ByteBuffer?) async throws -> TestResponse {
+    /// One request and its whole response. `limit` only guards against a hung test (a server that never answers
+    /// fails the test, naming the request, instead of hanging the run); correct runs never reach it.
+    public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], bytes: ByteBuffer?,
+                        limit: Duration = .seconds(120)) async throws -> TestResponse {
+        try await withThrowingTaskGroup(of: TestResponse?.self) { group in
+            group.addTask { try await exchange(method, path, headers: headers, bytes: bytes) }
+            group.addTask {
+                try await Task.sleep(for: limit)
+                return nil
+            }
+            defer { group.cancelAll() }
+            guard let response = try await group.next()! else {
+                throw TestFailure("\(method) \(path) (port \(port)): no complete response within \(limit)")
+            }
+            return response
+        }
+    }
+
+    private func exchange(_ method: HTTPMethod, _ path: String, headers: [(String, String)], bytes: ByteBuffer?) async throws -> TestResponse {
         let channel = try await connect()
         return try await channel.executeThenClose { inbound, outbound in
             try await send(method, path, headers: headers, body: bytes, to: outbound)

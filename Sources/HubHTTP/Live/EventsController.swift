@@ -274,7 +274,3 @@ struct EventsController: Sendable {
         return value
     }
 }
-
-extension Duration {
-    var milliseconds: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
-}
