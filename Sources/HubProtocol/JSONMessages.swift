@@ -50,7 +50,9 @@ public enum JSONMessages {
         return out
     }
 
-    /// A strict RFC 8259 scanner over raw bytes. Records the byte ranges of top-level array elements.
+    /// A strict RFC 8259 scanner over raw bytes. Records the byte ranges of top-level array elements. Validates UTF-8
+    /// as it goes: outside strings JSON is ASCII (any other byte is refused where it stands), so only a string's bytes
+    /// need the check, and the body is read once instead of twice.
     struct Scanner {
         let bytes: UnsafeRawBufferPointer
         var i = 0
@@ -58,7 +60,6 @@ public enum JSONMessages {
         init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
         mutating func messages() throws(ProtocolError) -> [Range<Int>] {
-            guard String(validating: bytes, as: UTF8.self) != nil else { throw .invalidJSON("not UTF-8") }
             skipSpace()
             guard i < bytes.count else { throw .invalidJSON("empty document") }
             var ranges: [Range<Int>] = []
@@ -94,14 +95,15 @@ public enum JSONMessages {
         mutating func members() throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
             skipSpace()
             guard peek == UInt8(ascii: "{") else { throw .invalidJSON("expected an object") }
-            let members = try object(depth: 0)
+            let members = try object(depth: 0, collecting: true)
             skipSpace()
             guard i == bytes.count else { throw .invalidJSON("unexpected data after the object at byte \(i)") }
             return members
         }
 
-        /// The object at `i` (which is at its `{`), validated; its members' key and value ranges.
-        mutating func object(depth: Int) throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
+        /// The object at `i` (which is at its `{`), validated; with `collecting`, its members' key and value ranges
+        /// (without, nothing is allocated: a batch's messages are mostly objects).
+        mutating func object(depth: Int, collecting: Bool) throws(ProtocolError) -> [(Range<Int>, Range<Int>)] {
             i += 1
             var members: [(Range<Int>, Range<Int>)] = []
             skipSpace()
@@ -118,7 +120,7 @@ public enum JSONMessages {
                 skipSpace()
                 let valueStart = i
                 try value(depth: depth + 1)
-                members.append((key, valueStart..<i))
+                if collecting { members.append((key, valueStart..<i)) }
                 skipSpace()
                 guard let c = peek else { throw .invalidJSON("unterminated object") }
                 i += 1
@@ -139,7 +141,7 @@ public enum JSONMessages {
             guard let c = peek else { throw .invalidJSON("unexpected end") }
             switch c {
             case UInt8(ascii: "{"):
-                _ = try object(depth: depth)
+                _ = try object(depth: depth, collecting: false)
             case UInt8(ascii: "["):
                 i += 1
                 skipSpace()
@@ -175,6 +177,10 @@ public enum JSONMessages {
                 let c = bytes[i]
                 if c == UInt8(ascii: "\"") { i += 1; return }
                 if c < 0x20 { throw .invalidJSON("control character in a string at byte \(i)") }
+                if c >= 0x80 {
+                    try multibyte()
+                    continue
+                }
                 if c == UInt8(ascii: "\\") {
                     i += 1
                     guard let e = peek else { break }
@@ -195,6 +201,27 @@ public enum JSONMessages {
                 i += 1
             }
             throw .invalidJSON("unterminated string")
+        }
+
+        /// Steps over the UTF-8 sequence at `i` (its lead byte is 0x80 or above), refusing what RFC 3629 does: stray
+        /// continuation bytes, overlong forms, surrogates, code points past U+10FFFF, truncated sequences.
+        mutating func multibyte() throws(ProtocolError) {
+            let lead = bytes[i]
+            let count: Int
+            var second: ClosedRange<UInt8> = 0x80...0xBF
+            switch lead {
+            case 0xC2...0xDF: count = 2
+            case 0xE0: count = 3; second = 0xA0...0xBF
+            case 0xE1...0xEC, 0xEE...0xEF: count = 3
+            case 0xED: count = 3; second = 0x80...0x9F
+            case 0xF0: count = 4; second = 0x90...0xBF
+            case 0xF1...0xF3: count = 4
+            case 0xF4: count = 4; second = 0x80...0x8F
+            default: throw .invalidJSON("not UTF-8 at byte \(i)")
+            }
+            guard i + count <= bytes.count, second.contains(bytes[i + 1]) else { throw .invalidJSON("not UTF-8 at byte \(i)") }
+            for k in 2..<count where bytes[i + k] & 0xC0 != 0x80 { throw .invalidJSON("not UTF-8 at byte \(i)") }
+            i += count
         }
 
         mutating func number() throws(ProtocolError) {

@@ -121,6 +121,39 @@ struct JSONFlatteningTests {
         #expect(throws: ProtocolError.self) { try flatten(text) }
     }
 
+    @Test("UTF-8: multibyte characters keep their bytes; broken sequences are refused, in strings and out of them")
+    func utf8() throws {
+        func flattenBytes(_ bytes: [UInt8]) throws -> [[UInt8]] {
+            try JSONMessages.flatten(ByteBuffer(bytes: bytes), allowEmptyArray: false).map { Array($0.readableBytesView) }
+        }
+        let text = #"[{"name":"Zoë","sign":"€","clef":"𝄞"},"日本"]"#
+        #expect(try flatten(text) == [#"{"name":"Zoë","sign":"€","clef":"𝄞"}"#, #""日本""#])
+        let broken: [[UInt8]] = [
+            [0x80], [0xBF], [0xC0, 0x80], [0xC1, 0xBF], [0xE0, 0x80, 0x80], [0xED, 0xA0, 0x80], [0xF0, 0x8F, 0xBF, 0xBF],
+            [0xF4, 0x90, 0x80, 0x80], [0xF5, 0x80, 0x80, 0x80], [0xFF], [0xE2, 0x82], [0xF0, 0x9D, 0x84], [0xC3, 0x41],
+        ]
+        for sequence in broken {
+            #expect(throws: ProtocolError.self, "\(sequence) in a string") { try flattenBytes([0x22] + sequence + [0x22]) }
+            #expect(throws: ProtocolError.self, "\(sequence) outside a string") { try flattenBytes([0x5B, 0x31, 0x2C] + sequence + [0x5D]) }
+        }
+        // Against the standard library's validator: every two-byte sequence of non-ASCII bytes, and a fixed sample of
+        // longer ones mixing them with ASCII (so truncated sequences followed by more text are covered too).
+        var samples: [[UInt8]] = []
+        for a in UInt8(0x80)...0xFF { for b in UInt8(0x80)...0xFF { samples.append([a, b]) } }
+        var state: UInt64 = 0x9E37_79B9_7F4A_7C15
+        func next() -> UInt8 {
+            state = state &* 6_364_136_223_846_793_005 &+ 1_442_695_040_888_963_407
+            let r = UInt8(truncatingIfNeeded: state >> 33)
+            return r < 0x10 ? 0x41 : r | 0x80
+        }
+        for _ in 0..<100_000 { samples.append((0..<Int(next() % 4 + 1)).map { _ in next() }) }
+        for sequence in samples {
+            let valid = String(validating: sequence, as: UTF8.self) != nil
+            let accepted = (try? flattenBytes([0x22] + sequence + [0x22])) != nil
+            if valid != accepted { Issue.record("\(sequence): the standard library says \(valid ? "valid" : "invalid")"); break }
+        }
+    }
+
     @Test("an object's members keep their exact bytes; non-objects and broken objects are refused")
     func members() throws {
         let members = try JSONMessages.members(ByteBuffer(string: #" { "seq" : 17, "data":{"b": 2.50, "a":[1]} ,"event":"x\"y" } "#)).mapValues { String(buffer: $0) }
