@@ -196,7 +196,7 @@ struct StreamsController: Sendable {
     /// A body as stored messages: flattened one level for JSON streams, whole otherwise.
     static func messages(_ body: ByteBuffer, type: ContentType, allowEmptyArray: Bool) throws -> [NewMessage] {
         guard type.isJSON else { return [NewMessage(body: body)] }
-        return try JSONMessages.flatten(body, allowEmptyArray: allowEmptyArray).map { NewMessage(body: $0) }
+        return try JSONMessages.flatten(body, allowEmptyArray: allowEmptyArray) { NewMessage(body: $0) }
     }
 
     static func location(of path: StreamPath, request: Request) -> String {

@@ -147,10 +147,26 @@ struct JSONFlatteningTests {
             return r < 0x10 ? 0x41 : r | 0x80
         }
         for _ in 0..<100_000 { samples.append((0..<Int(next() % 4 + 1)).map { _ in next() }) }
-        for sequence in samples {
+        for (n, sequence) in samples.enumerated() {
             let valid = String(validating: sequence, as: UTF8.self) != nil
-            let accepted = (try? flattenBytes([0x22] + sequence + [0x22])) != nil
+            // Plain bytes around it, so the sequence sits at every offset of the scanner's eight-byte steps.
+            let before = [UInt8](repeating: 0x61, count: n % 11), after = [UInt8](repeating: 0x62, count: n % 7)
+            let accepted = (try? flattenBytes([0x22] + before + sequence + after + [0x22])) != nil
             if valid != accepted { Issue.record("\(sequence): the standard library says \(valid ? "valid" : "invalid")"); break }
+        }
+    }
+
+    @Test("a string's quote, escapes, control characters and non-ASCII bytes are seen at every offset of a word")
+    func stringOffsets() throws {
+        for p in 0...17 {
+            let a = String(repeating: "a", count: p), b = String(repeating: "b", count: 17 - p)
+            for inner in [#"\""#, #"\\"#, #"\u00e9"#, "é", "€", "𝄞", ""] {
+                let text = "[\"\(a)\(inner)\(b)\",1]"
+                #expect(try flatten(text) == ["\"\(a)\(inner)\(b)\"", "1"], "\(text)")
+            }
+            for bad in ["\u{01}", "\u{1F}", "\t", "\n", #"\x"#, #"""#] {
+                #expect(throws: ProtocolError.self, "\(p) \(bad.debugDescription)") { try flatten("[\"\(a)\(bad)\(b)\"]") }
+            }
         }
     }
 
