@@ -29,6 +29,12 @@ public final class HubdProcess: Sendable {
         var seen: [String] = []
         let lines = process.lines()
         var iterator = lines.makeAsyncIterator()
+        // A hubd that neither listens nor exits (a start stuck on its store) is killed, which ends its output.
+        let startLimit = Duration.seconds(120)
+        let watchdog = Task {
+            try await Task.sleep(for: startLimit)
+            process.signal(SIGKILL)
+        }
         while let line = await iterator.next() {
             seen.append(line)
             if line.contains("listening"), let range = line.range(of: "hub.port=") {
@@ -36,9 +42,10 @@ public final class HubdProcess: Sendable {
                 break
             }
         }
+        watchdog.cancel()
         guard let found else {
             process.signal(SIGKILL)
-            throw TestFailure("hubd exited before listening:\n" + seen.joined(separator: "\n"))
+            throw TestFailure("hubd exited, or was killed after \(startLimit), before listening:\n" + seen.joined(separator: "\n"))
         }
         port = found
         log.withLock { $0 = seen }
