@@ -50,8 +50,10 @@ final class SQLiteWriter: @unchecked Sendable {
     }
 
     func start() {
-        let thread = Thread { [self] in loop() }
-        thread.name = "hub-sqlite-writer"
+        let thread = Thread { [self] in
+            Thread.nameCurrent("hub-writer")
+            loop()
+        }
         thread.stackSize = 4 << 20
         self.thread = thread
         thread.start()

@@ -109,4 +109,13 @@ struct SystemdTests {
         #expect(await hubd.terminate() == 0)
         #expect(ContinuousClock.now - start < .seconds(10), "a 30 s watchdog sleep must not hold up the stop")
     }
+
+    @Test("the store's own threads carry their names, for ps -L, top -H and perf")
+    func threadNames() async throws {
+        let directory = try TemporaryDirectory()
+        let hubd = try await HubdProcess(dataDirectory: directory.path, arguments: ["--auth", "open"])
+        let names = hubd.threadNames
+        #expect(names.contains("hub-writer") && names.contains("hub-checkpoint"), "\(names)")
+        #expect(await hubd.terminate() == 0)
+    }
 }

@@ -58,6 +58,13 @@ public final class HubdProcess: Sendable {
 
     public var client: TestHTTPClient { TestHTTPClient(port: port) }
 
+    /// The names of its threads, as `ps -L` shows them.
+    public var threadNames: [String] {
+        let tasks = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/\(process.pid)/task")) ?? []
+        return tasks.compactMap { try? String(contentsOfFile: "/proc/\(process.pid)/task/\($0)/comm", encoding: .utf8) }
+            .map { $0.trimmingCharacters(in: .newlines) }
+    }
+
     /// Returns once `/readyz` answers 200 (on PostgreSQL: the change listener is up, right after the HTTP listener).
     public func untilReady() async throws {
         let client = self.client
