@@ -38,7 +38,6 @@ struct BenchReport: Sendable {
         deliverySeconds = (lastDelivery - started).timeInterval
     }
 
-
     private static func rate(_ count: Int, _ seconds: Double) -> Double { seconds > 0 ? Double(count) / seconds : 0 }
 
     /// The latency table, then what went wrong (if anything) and the setup, one line each.

@@ -78,7 +78,6 @@ public struct PostgresSettings: Sendable {
 
     var statementTimeoutMs: Int64 { statementTimeout.milliseconds }
 
-
     func tlsConfiguration() throws(StoreError) -> TLSConfiguration? {
         guard tls != .disable else { return nil }
         var config = TLSConfiguration.makeClientConfiguration()

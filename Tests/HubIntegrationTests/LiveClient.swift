@@ -22,22 +22,13 @@ func webSocket(port: Int, _ query: String, token: String? = nil, deflate: Bool =
     let configuration = settings
     let logger = Logger(label: "ws-test", factory: { _ in SwiftLogNoOpLogHandler() })
     let url = "ws://127.0.0.1:\(port)/v1/ws?\(query)"
-    return try await withThrowingTaskGroup(of: WebSocketCloseFrame?.self) { group in
-        group.addTask {
-            try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
-                for try await message in inbound.messages(maxSize: 1 << 22) {
-                    guard case .text(let text) = message else { continue }
-                    if try await !onFrame(text, outbound) { return }
-                }
+    return try await withinLimit(limit, { "WebSocket session \(query) did not finish within \(limit)" }) {
+        try await WebSocketClient.connect(url: url, configuration: configuration, logger: logger) { inbound, outbound, _ in
+            for try await message in inbound.messages(maxSize: 1 << 22) {
+                guard case .text(let text) = message else { continue }
+                if try await !onFrame(text, outbound) { return }
             }
         }
-        group.addTask {
-            try await Task.sleep(for: limit)
-            throw TestFailure("WebSocket session \(query) did not finish within \(limit)")
-        }
-        let close = try await group.next()!
-        group.cancelAll()
-        return close
     }
 }
 

@@ -1,4 +1,5 @@
 import Foundation
+import HubCore
 
 /// A child process started with `posix_spawn`, its stdout and stderr merged into one pipe.
 ///
@@ -99,25 +100,25 @@ public final class ChildProcess: @unchecked Sendable {
 
     /// Waits for the exit status (128 + signal number if a signal ended it).
     public func wait() async -> Int32 {
-        await withCheckedContinuation { continuation in
-            Thread { [self] in
-                status.lock()
-                while exitStatus == nil { status.wait() }
-                let code = exitStatus!
-                status.unlock()
-                continuation.resume(returning: code)
-            }.start()
-        }
+        await wait(until: nil)!
     }
 
     /// The exit status, or nil if the process is still running after `limit` (a test must not hang on a child that
     /// never exits; the caller decides what to do with it).
     public func wait(limit: Duration) async -> Int32? {
-        let deadline = Date(timeIntervalSinceNow: Double(limit.components.seconds) + Double(limit.components.attoseconds) / 1e18)
-        return await withCheckedContinuation { continuation in
+        await wait(until: Date(timeIntervalSinceNow: limit.timeInterval))
+    }
+
+    /// nil: no deadline (`NSCondition.wait(until: .distantFuture)` traps on Linux: the date overflows a timespec).
+    private func wait(until deadline: Date?) async -> Int32? {
+        await withCheckedContinuation { continuation in
             Thread { [self] in
                 status.lock()
-                while exitStatus == nil && status.wait(until: deadline) {}
+                if let deadline {
+                    while exitStatus == nil && status.wait(until: deadline) {}
+                } else {
+                    while exitStatus == nil { status.wait() }
+                }
                 let code = exitStatus
                 status.unlock()
                 continuation.resume(returning: code)

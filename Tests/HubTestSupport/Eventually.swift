@@ -12,3 +12,18 @@ public func eventually(within limit: Duration = .seconds(60), every interval: Du
         try await Task.sleep(for: interval)
     }
 }
+
+/// Runs `body`, or fails with `failure` once `limit` passed (cancelling it). Only a guard against a hung test:
+/// correct runs finish long before, on events, never on the clock.
+public func withinLimit<T: Sendable>(_ limit: Duration, _ failure: @escaping @Sendable () -> String,
+                                     _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+    try await withThrowingTaskGroup(of: T.self) { group in
+        group.addTask { try await body() }
+        group.addTask {
+            try await Task.sleep(for: limit)
+            throw TestFailure(failure())
+        }
+        defer { group.cancelAll() }
+        return try await group.next()!
+    }
+}

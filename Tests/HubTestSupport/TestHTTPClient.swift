@@ -34,17 +34,8 @@ public struct TestHTTPClient: Sendable {
     /// fails the test, naming the request, instead of hanging the run); correct runs never reach it.
     public func request(_ method: HTTPMethod, _ path: String, headers: [(String, String)] = [], bytes: ByteBuffer?,
                         limit: Duration = .seconds(120)) async throws -> TestResponse {
-        try await withThrowingTaskGroup(of: TestResponse?.self) { group in
-            group.addTask { try await exchange(method, path, headers: headers, bytes: bytes) }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                return nil
-            }
-            defer { group.cancelAll() }
-            guard let response = try await group.next()! else {
-                throw TestFailure("\(method) \(path) (port \(port)): no complete response within \(limit)")
-            }
-            return response
+        try await withinLimit(limit, { [port] in "\(method) \(path) (port \(port)): no complete response within \(limit)" }) {
+            try await exchange(method, path, headers: headers, bytes: bytes)
         }
     }
 
@@ -118,26 +109,17 @@ extension TestHTTPClient {
                     onHead: @escaping @Sendable (HTTPResponseHead) -> Void = { _ in },
                     onEvent: @escaping @Sendable (SSEEvent) async throws -> Bool) async throws -> Bool {
         let client = self
-        return try await withThrowingTaskGroup(of: Bool.self) { group in
-            group.addTask {
-                var parser = SSEParser()
-                var stoppedEarly = false
-                try await client.stream(url, headers: headers, onHead: onHead) { chunk in
-                    for event in parser.feed(chunk) where try await !onEvent(event) {
-                        stoppedEarly = true
-                        return false
-                    }
-                    return true
+        return try await withinLimit(limit, { "SSE read of \(url) did not finish within \(limit)" }) {
+            var parser = SSEParser()
+            var stoppedEarly = false
+            try await client.stream(url, headers: headers, onHead: onHead) { chunk in
+                for event in parser.feed(chunk) where try await !onEvent(event) {
+                    stoppedEarly = true
+                    return false
                 }
-                return !stoppedEarly
+                return true
             }
-            group.addTask {
-                try await Task.sleep(for: limit)
-                throw TestFailure("SSE read of \(url) did not finish within \(limit)")
-            }
-            let ended = try await group.next()!
-            group.cancelAll()
-            return ended
+            return !stoppedEarly
         }
     }
 }
