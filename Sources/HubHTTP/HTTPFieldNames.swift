@@ -41,8 +41,17 @@ extension HTTPFields {
     func lookup() -> (String) -> String? {
         { name in
             guard let field = Self.protocolNames[name] ?? HTTPField.Name(name) else { return nil }
-            let values = self[values: field]
-            return values.isEmpty ? nil : values.joined(separator: ", ")
+            return self.value(field)
         }
+    }
+
+    /// What the subscript `self[name]` returns (repeated fields joined with ", ", or "; " for cookies), without its
+    /// lazy join for the usual single field: that join makes a new string, which for a value longer than 15 bytes
+    /// (`application/json`, any bearer token) is an allocation and a copy — 2 % of the server's CPU in a profile of
+    /// 64 publishers, for the Content-Type alone.
+    func value(_ name: HTTPField.Name) -> String? {
+        var values = self[values: name].makeIterator()
+        guard let first = values.next() else { return nil }
+        return values.next() == nil ? first : self[name]
     }
 }

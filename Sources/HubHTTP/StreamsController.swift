@@ -186,7 +186,7 @@ struct StreamsController: Sendable {
     }
 
     static func contentType(_ fields: HTTPFields) throws -> ContentType? {
-        guard let raw = fields[.contentType], !raw.isEmpty else { return nil }
+        guard let raw = fields.value(.contentType), !raw.isEmpty else { return nil }
         guard let type = ContentType(validating: raw) else {
             throw ProtocolError.invalidHeader(name: "Content-Type", reason: "must be a media type such as text/plain")
         }

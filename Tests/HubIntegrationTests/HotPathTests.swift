@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 @testable import HubHTTP
 import HubServer
 import HubTestSupport
@@ -15,6 +16,25 @@ struct HotPathTests {
     private struct Step {
         let headers: [(String, String)]
         let body: String?
+    }
+
+    @Test("a field's value read without the subscript's join is the subscript's value: absent, single, repeated, cookies")
+    func fieldValue() {
+        let long = "Bearer " + String(repeating: "t", count: 40)
+        let cases: [(HTTPFields, HTTPField.Name)] = [
+            ([:], .contentType),
+            ([.contentType: "application/json"], .contentType),
+            ([.authorization: long], .authorization),
+            ([.contentType: ""], .contentType),
+            ([.accept: "a", .contentType: "b", .accept: "application/json"], .accept),
+            ([.cookie: "a=1", .cookie: "b=2"], .cookie),
+            ([.contentType: "text/plain"], .authorization),
+        ]
+        for (fields, name) in cases {
+            #expect(fields.value(name) == fields[name], "\(fields) \(name)")
+        }
+        let repeated: HTTPFields = [.accept: "a", .accept: "b"]
+        #expect(repeated.value(.accept) == "a, b")
     }
 
     @Test("every append outcome and refusal is the router's answer, status, headers and problem document alike")

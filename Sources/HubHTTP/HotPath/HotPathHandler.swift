@@ -616,7 +616,7 @@ public final class HotPathHandler: ChannelDuplexHandler, RemovableChannelHandler
     }
 
     private static func asksToClose(_ request: HTTPRequest) -> Bool {
-        request.headerFields[.connection]?.lowercased() == "close"
+        request.headerFields.value(.connection)?.lowercased() == "close"
     }
 
     /// A whole response to a request from the lane, as bytes.

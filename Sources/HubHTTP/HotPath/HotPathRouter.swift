@@ -51,9 +51,9 @@ public struct HotPathRouter: Sendable {
 
     /// Where `request` goes. A hot route has passed authentication, authorization and the token's rate limit.
     func route(_ request: HTTPRequest, remoteAddress: @autoclosure () -> String?) -> Route {
-        guard let target = request.path, request.headerFields[.expect] == nil else { return .general }
+        guard let target = request.path, !request.headerFields.contains(.expect) else { return .general }
         if target == Self.health {
-            guard request.method == .get, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
+            guard request.method == .get, !request.headerFields.contains(.contentLength), !request.headerFields.contains(.transferEncoding),
                   let tokenID = admitted(request, remoteAddress())
             else { return .general }
             return .health(tokenID: tokenID)
@@ -68,7 +68,7 @@ public struct HotPathRouter: Sendable {
             else { return .general }
             return .streamAppend(path, tokenID: tokenID)
         case .get:
-            guard hasReads, request.headerFields[.contentLength] == nil, request.headerFields[.transferEncoding] == nil,
+            guard hasReads, !request.headerFields.contains(.contentLength), !request.headerFields.contains(.transferEncoding),
                   let read = Self.liveRead(target),
                   let tokenID = authorized(.read, on: read.path, request, remoteAddress())
             else { return .general }
@@ -84,7 +84,7 @@ public struct HotPathRouter: Sendable {
     /// `AuthMiddleware` would: within the token's rate, or the address's for an anonymous caller.
     private func admitted(_ request: HTTPRequest, _ remoteAddress: @autoclosure () -> String?) -> String? {
         guard auth.configuration.mode == .tokens else { return "open" }
-        guard let authorization = request.headerFields[.authorization] else {
+        guard let authorization = request.headerFields.value(.authorization) else {
             return auth.addressLimiter.take(remoteAddress() ?? "unknown") == nil ? "-" : nil
         }
         guard let grant = auth.cachedGrant(authorization: authorization, address: remoteAddress()),
@@ -97,7 +97,7 @@ public struct HotPathRouter: Sendable {
     /// within its rate. Refusals are the router's to render (it takes the limiter again and answers 429).
     /// `remoteAddress` is evaluated only if a token's use is recorded.
     private func authorized(_ scope: Scope, on path: StreamPath, _ request: HTTPRequest, _ remoteAddress: @autoclosure () -> String?) -> String? {
-        guard let grant = auth.cachedGrant(authorization: request.headerFields[.authorization], address: remoteAddress()),
+        guard let grant = auth.cachedGrant(authorization: request.headerFields.value(.authorization), address: remoteAddress()),
               (try? grant.authorize(scope, on: path)) != nil
         else { return nil }
         if auth.configuration.mode == .tokens, auth.tokenLimiter.take(grant.tokenID) != nil { return nil }
