@@ -16,7 +16,7 @@ mkdir -p "$OUT"
 LG=$BENCH/loadgen/bin/loadgen
 [ -x "$LG" ] || "$BENCH/loadgen/build.sh"
 swift build -c release --product hubd >/dev/null
-HUBD=$PWD/.build/release/hubd
+HUBD=${HUBD_BIN:-$PWD/.build/release/hubd}  # HUBD_BIN: another build, as Benchmarks/run.sh passes it
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PGDIR=$(mktemp -d /tmp/hub-bench-pg-XXXX)
 PGPORT=55433
