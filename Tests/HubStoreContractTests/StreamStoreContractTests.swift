@@ -376,6 +376,18 @@ struct SQLiteStoreTests {
         await store.close()
     }
 
+    @Test("the statement cache tells apart statements of the same length that end alike (its hash reads only the end)")
+    func statementCacheKeys() throws {
+        let directory = try TemporaryDirectory()
+        let db = try SQLiteConnection(path: directory.path + "/cache.db", readOnly: false)
+        let tail = String(repeating: " ", count: 40) + "FROM (SELECT 1 AS v)"
+        let one = "SELECT v + 1 " + tail, two = "SELECT v + 2 " + tail  // equal length, equal last 32 bytes
+        for _ in 0..<2 {
+            #expect(try db.first(one, [], { $0.int(0) }) == 2)
+            #expect(try db.first(two, [], { $0.int(0) }) == 3)
+        }
+    }
+
     @Test("the WAL restarts under a steady stream of commits (no gap for a concurrent checkpoint to catch up in)")
     func walBoundedUnderLoad() async throws {
         let directory = try TemporaryDirectory()
