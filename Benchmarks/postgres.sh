@@ -15,8 +15,13 @@ OUT=${OUT:-/tmp/eventhub-pg-bench-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
 LG=$BENCH/loadgen/bin/loadgen
 [ -x "$LG" ] || "$BENCH/loadgen/build.sh"
-swift build -c release --product hubd >/dev/null
-HUBD=${HUBD_BIN:-$PWD/.build/release/hubd}  # HUBD_BIN: another build, as Benchmarks/run.sh passes it
+# HUBD_BIN: a build to measure (Benchmarks/run.sh passes the one it measured); otherwise this tree's, built here.
+if [ -n "${HUBD_BIN:-}" ]; then
+  HUBD=$HUBD_BIN
+else
+  swift build -c release --product hubd >/dev/null
+  HUBD=$PWD/.build/release/hubd
+fi
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 PGDIR=$(mktemp -d /tmp/hub-bench-pg-XXXX)
 PGPORT=55433
