@@ -48,6 +48,8 @@ private struct StatementKey: Hashable {
 final class SQLiteConnection {
     let handle: OpaquePointer
     private var statements: [StatementKey: Statement] = [:]
+    /// The writer's cache of the rows appends look up (`WriterRowCache`); none on readers' connections.
+    private(set) var rowCache: WriterRowCache?
 
     init(path: String, readOnly: Bool) throws(SQLiteFailure) {
         var db: OpaquePointer?
@@ -64,7 +66,21 @@ final class SQLiteConnection {
         sqlite3_busy_timeout(db, 5_000)
     }
 
+    /// Gives the connection a `WriterRowCache`: for the writer's, the only connection that writes.
+    func cacheRows() {
+        let cache = WriterRowCache()
+        cache.watch(handle)
+        rowCache = cache
+    }
+
+    /// `ROLLBACK`, or `ROLLBACK TO savepoint`: every rollback goes through here, as it must empty the row cache.
+    func rollback(to savepoint: String? = nil) throws(SQLiteFailure) {
+        rowCache?.clear()
+        if let savepoint { try run("ROLLBACK TO " + savepoint) } else { try run("ROLLBACK") }
+    }
+
     deinit {
+        if rowCache != nil { sqlite3_update_hook(handle, nil, nil) }
         for statement in statements.values { sqlite3_finalize(statement.handle) }
         sqlite3_close_v2(handle)
     }

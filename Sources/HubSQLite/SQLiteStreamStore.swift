@@ -50,6 +50,7 @@ public final class SQLiteStreamStore: StreamStore, ReadinessChecking, AppendSubm
             throw error.storeError
         }
         try Migrations.migrate(connection, progress: configuration.migrationProgress)
+        connection.cacheRows()  // the one connection that writes
         do {
             // Checkpoints run on their own thread once the WAL passes 4000 pages (16 MiB), never inside a commit.
             checkpointer = try WALCheckpointer(path: configuration.path, thresholdPages: 4000)

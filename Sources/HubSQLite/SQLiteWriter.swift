@@ -245,13 +245,13 @@ final class SQLiteWriter: @unchecked Sendable {
             try connection.run("BEGIN IMMEDIATE")
             for job in batch {
                 guard job.run(connection, &changed) else {
-                    try connection.run("ROLLBACK")
+                    try connection.rollback()
                     return false
                 }
             }
             try connection.run("COMMIT")
         } catch {
-            try? connection.run("ROLLBACK")
+            try? connection.rollback()
             finish(batch, error.storeError, on: eventLoop)
             return true
         }
@@ -280,16 +280,16 @@ final class SQLiteWriter: @unchecked Sendable {
                     if isolate { try connection.run("RELEASE job") }
                     changed.formUnion(jobChanged)
                 } else if isolate {
-                    try connection.run("ROLLBACK TO job")
+                    try connection.rollback(to: "job")
                     try connection.run("RELEASE job")
                 } else {
-                    try connection.run("ROLLBACK")
+                    try connection.rollback()
                     finish([job], nil, on: eventLoop)  // its own error was recorded by `run`
                     return
                 }
             } catch {
                 // A savepoint statement itself failed: the transaction is in an unknown state, give it all up.
-                try? connection.run("ROLLBACK")
+                try? connection.rollback()
                 finish(batch, error.storeError, on: eventLoop)
                 return
             }
@@ -297,7 +297,7 @@ final class SQLiteWriter: @unchecked Sendable {
         do {
             try connection.run("COMMIT")
         } catch {
-            try? connection.run("ROLLBACK")
+            try? connection.rollback()
             finish(batch, error.storeError, on: eventLoop)
             return
         }

@@ -7,7 +7,15 @@ import NIOCore
 enum StreamQueries {
     // MARK: Loading
 
+    /// The stream at `path`; on the writer's connection from its `WriterRowCache` when it has the row.
     static func load(_ db: SQLiteConnection, path: StreamPath) throws(StoreError) -> StreamRow? {
+        if let row = db.rowCache?.stream(path) { return row }
+        let row = try loadUncached(db, path: path)
+        if let row { db.rowCache?.remember(row) }
+        return row
+    }
+
+    static func loadUncached(_ db: SQLiteConnection, path: StreamPath) throws(StoreError) -> StreamRow? {
         try db.first(loadByPath, [.text(path.rawValue)]) { s throws(StoreError) in try StreamRow(s) }
     }
 
@@ -145,6 +153,10 @@ enum StreamQueries {
             """, [.int(row.head), .int(Int64(appended.count)), .int(Int64(appended.bytes)), .int(nowMs),
                   .int(Int64(request.close ? 1 : 0)), .optional(request.streamSeq), .int(row.id)])
         row.closed = request.close
+        // The row as the UPDATE left it (the statement's hook dropped the cached one).
+        row.accessedMs = nowMs
+        if let streamSeq = request.streamSeq { row.streamSeq = streamSeq }
+        db.rowCache?.remember(row)
         var ack: ProducerAck?
         if let producer = request.producer {
             try run(db, """
@@ -175,11 +187,16 @@ enum StreamQueries {
                               nowMs: Int64) throws(StoreError) -> (count: Int, bytes: Int, firstSeq: UInt64, slot: SlotLimitState) {
         let count = UInt64(messages.count)
         // The slot's head after this append, and what its record limit needs; the slot row is not written (`SlotHead`).
-        guard let slot = try db.first(slotForAppend,
-                                      [.int(count), .int(row.slotID)], {
-                                          SlotLimitState(id: row.slotID, headSeq: UInt64($0.int(0)), floorSeq: UInt64($0.int(1)), maxRecords: $0.optionalInt(2))
-                                      }) else {
-            throw .backend("slot \(row.slotID) missing")
+        let slot: SlotLimitState
+        if let cached = db.rowCache?.slot(row.slotID) {
+            slot = SlotLimitState(id: cached.id, headSeq: cached.headSeq + count, floorSeq: cached.floorSeq, maxRecords: cached.maxRecords)
+        } else {
+            guard let read = try db.first(slotForAppend, [.int(count), .int(row.slotID)], {
+                SlotLimitState(id: row.slotID, headSeq: UInt64($0.int(0)), floorSeq: UInt64($0.int(1)), maxRecords: $0.optionalInt(2))
+            }) else {
+                throw .backend("slot \(row.slotID) missing")
+            }
+            slot = read
         }
         try RecordKey.requireSeq(slot.headSeq)
         let slotHead = slot.headSeq
@@ -216,6 +233,8 @@ enum StreamQueries {
         } catch {
             throw error.storeError
         }
+        // Its newest record is now the slot's head (the inserts' hook dropped the cached state).
+        db.rowCache?.remember(slot)
         return (messages.count, bytes, firstSeq, slot)
     }
 

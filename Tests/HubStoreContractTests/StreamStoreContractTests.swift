@@ -388,6 +388,70 @@ struct SQLiteStoreTests {
         }
     }
 
+    @Test("the writer's row cache agrees with the database after appends, closes, Stream-Seq, producers, trims, outside updates, rollbacks and recreation")
+    func writerRowCacheAgrees() async throws {
+        let directory = try TemporaryDirectory()
+        let store = try SQLiteStreamStore(.init(path: directory.path + "/hub.db"), signal: LocalChangeSignal())
+        let slot = SlotName(uniqueStream("s").lowercased())!
+        _ = try await store.createSlot(slot, settings: SlotSettings(maxRecords: 3), actor: "test")
+        let p = StreamPath("\(slot)/log")!, q = StreamPath("\(slot)/other")!
+        /// The cached stream row and slot state are exactly what the database holds (and are there: the check is not vacuous).
+        func agree(_ p: StreamPath, cached: Bool = true, _ comment: Comment) async throws {
+            try await store.writer.perform { db, _ throws(StoreError) in
+                let fresh = try StreamQueries.loadUncached(db, path: p)
+                if cached { #expect(db.rowCache?.stream(p) != nil, comment) }
+                #expect(String(reflecting: try StreamQueries.load(db, path: p)) == String(reflecting: fresh), comment)
+                guard let fresh, let slot = db.rowCache?.slot(fresh.slotID) else { return }
+                let state = try db.first("SELECT \(SlotHead.sql), floor_seq, max_records FROM slots s WHERE id = ?", [.int(fresh.slotID)]) {
+                    "\($0.int(0)) \($0.int(1)) \(String(describing: $0.optionalInt(2)))"
+                }
+                #expect("\(slot.headSeq) \(slot.floorSeq) \(String(describing: slot.maxRecords))" == state, comment)
+            }
+        }
+        _ = try await store.create(p, CreateRequest(contentType: plain, createsSlot: false))
+        _ = try await store.create(q, CreateRequest(contentType: plain, expiry: .ttl(seconds: 3600), createsSlot: false))
+        for i in 1...5 { _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("m\(i)")])) }
+        try await agree(p, cached: false, "appends that trim the slot to 3 records (the trim rewrites the row)")
+        _ = try await store.append(q, AppendRequest(contentType: plain, messages: [text("a"), text("b")], streamSeq: "0001"))
+        try await agree(q, "Stream-Seq on a stream with a TTL")
+        try await agree(p, cached: false, "the other stream's append trimmed this one's records")
+        _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("x")], producer: ProducerClaim(id: "w", epoch: 0, seq: 0)))
+        try await agree(p, cached: false, "a producer's append (trimming p again)")
+        _ = try await store.read(q, after: .start, maxBytes: 1 << 20)  // a read of a TTL stream touches it
+        try await agree(q, cached: false, "touched by a read")
+        // A statement the cache knows nothing of: the update hook drops the row.
+        _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("y")]))
+        try await store.writer.perform { db, _ throws(StoreError) in
+            try StreamQueries.run(db, "UPDATE streams SET stream_seq = 'zz' WHERE path = ?", [.text(p.rawValue)])
+        }
+        try await agree(p, cached: false, "an UPDATE outside the append")
+        // A savepoint's rollback undoes an append the cache saw.
+        let head = try await store.info(p).head
+        try await store.writer.perform { db, changed throws(StoreError) in
+            do throws(SQLiteFailure) { try db.run("SAVEPOINT t") } catch { throw error.storeError }
+            _ = try StreamQueries.append(db, path: p, request: AppendRequest(contentType: plain, messages: [text("undone")]),
+                                         nowMs: SQLiteStreamStore.nowMs, changed: &changed)
+            #expect(db.rowCache?.stream(p)?.head == head.position + 1)
+            do throws(SQLiteFailure) {
+                try db.rollback(to: "t")
+                try db.run("RELEASE t")
+            } catch {
+                throw error.storeError
+            }
+        }
+        try await agree(p, cached: false, "after the rollback")
+        #expect(try await store.info(p).head == head)
+        _ = try await store.append(p, AppendRequest(contentType: plain, messages: [text("z")], close: true))
+        try await agree(p, "a closing append")
+        try await store.delete(p)
+        _ = try await store.create(p, CreateRequest(contentType: ContentType(validating: "application/json")!, createsSlot: false))
+        _ = try await store.append(p, AppendRequest(contentType: ContentType(validating: "application/json")!, messages: [text("[1]")]))
+        try await agree(p, "a new stream at a deleted stream's path")
+        let read = try await store.read(p, after: .start, maxBytes: 1 << 20)
+        #expect(read.records.count == 1 && read.info.head == Offset(1))
+        await store.close()
+    }
+
     @Test("the WAL restarts under a steady stream of commits (no gap for a concurrent checkpoint to catch up in)")
     func walBoundedUnderLoad() async throws {
         let directory = try TemporaryDirectory()

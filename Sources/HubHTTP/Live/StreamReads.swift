@@ -9,7 +9,9 @@ import Synchronization
 
 /// The three read modes of Durable Streams §7 over one read path: every mode reads from its own offset with
 /// `store.read`, and live modes wait on the `ChangeSignal` (which carries no data) between reads.
-public struct StreamReads: Sendable {
+/// A class: the hot path reaches it per long-poll and SSE read, and a struct of seven references was copied (seven
+/// retains and releases) at every such access.
+public final class StreamReads: Sendable {
     let store: any StreamStore
     let signal: any ChangeSignal
     let limits: HTTPLimits
