@@ -202,6 +202,46 @@ struct ReadModeTests {
         }
     }
 
+    @Test("fan-out under racing appends, one member per slice: every reader gets every message once, in stream order")
+    func fanOutRacingAppends() async throws {
+        try await withRunningHub({ $0.http.pushSlice = 1 }) { hub in
+            let p = uniqueStream()
+            _ = try await hub.put(p, [jsonType])
+            // A batch's walk over 40 readers takes 40 loop jobs; four publishers' commits land meanwhile, so batches
+            // carry several messages from several publishers, in commit order.
+            let subscribers = 40, publishers = 4, each = 20
+            let messages = publishers * each
+            @Sendable func numbers(_ events: [SSEEvent]) -> [Int] {
+                events.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) as? [Int]) ?? [] }
+            }
+            try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0..<subscribers {
+                    group.addTask {
+                        let seen = EventLog()
+                        try await hub.sse(hub.streamURL(p, "offset=-1&live=sse")) { event in
+                            guard event.type == "data" else { return true }
+                            return numbers(await seen.add(event)).count < messages
+                        }
+                        return numbers(await seen.events)
+                    }
+                }
+                try await hub.untilWaiting(subscribers)
+                try await withThrowingTaskGroup(of: Void.self) { publishing in
+                    for w in 0..<publishers {
+                        publishing.addTask { for i in 0..<each { _ = try await hub.post(p, [jsonType], body: "\(w * each + i)") } }
+                    }
+                    try await publishing.waitForAll()
+                }
+                let stored = try await hub.get(p, "offset=-1")
+                let order = try #require(try JSONSerialization.jsonObject(with: Data(stored.text.utf8)) as? [Int])
+                #expect(order.count == messages)
+                for try await received in group {
+                    #expect(received == order, "every message once, in the stream's order")
+                }
+            }
+        }
+    }
+
     @Test("SSE readers parked at the tail: pushed batches with their control events, and the close ends them")
     func parkedSSE() async throws {
         try await withRunningHub { hub in
