@@ -34,6 +34,8 @@ final class SQLiteWriter: @unchecked Sendable {
     private let condition = NSCondition()
     // Guarded by `condition`:
     private var queue: [Job] = []
+    /// An empty array with capacity, from the last batch: the next queue.
+    private var spare: [Job] = []
     private var stopping = false
     /// Someone (the thread or a loop's drain) is using the connection.
     private var committing = false
@@ -170,11 +172,22 @@ final class SQLiteWriter: @unchecked Sendable {
     /// Called with the lock held; returns with it held (it is released during the commit).
     private func commitNextBatch(on eventLoop: (any EventLoop)?) {
         committing = true
-        let batch = Array(queue.prefix(Self.maxBatch))
-        queue.removeFirst(batch.count)
+        var batch: [Job]
+        if queue.count <= Self.maxBatch {
+            // The whole queue, moved rather than copied (a copy retained and released every job's closures), and
+            // the queue goes on in the last batch's storage.
+            batch = spare
+            spare = []  // or the queue's next append would copy the storage it shares with `spare`
+            swap(&batch, &queue)
+        } else {
+            batch = Array(queue.prefix(Self.maxBatch))
+            queue.removeFirst(batch.count)
+        }
         condition.unlock()
         commit(batch, on: eventLoop)
+        batch.removeAll(keepingCapacity: true)
         condition.lock()
+        spare = batch
         committing = false
     }
 
