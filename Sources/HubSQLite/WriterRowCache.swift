@@ -14,8 +14,8 @@ import HubCore
 ///   it undoes may have been put back here.
 /// Only whoever holds the writer's connection uses it (the hook runs inside that thread's statements).
 final class WriterRowCache {
-    /// Past this many streams the cache starts over (a few hundred bytes each).
-    static let maxStreams = 10_000
+    /// Past this many streams (or slots) the cache starts over (a few hundred bytes each).
+    static let maxEntries = 10_000
 
     private var streams: [StreamPath: StreamRow] = [:]
     private var pathsByID: [Int64: StreamPath] = [:]
@@ -26,7 +26,7 @@ final class WriterRowCache {
 
     /// Keeps `row`, which is what the connection reads for its stream now.
     func remember(_ row: StreamRow) {
-        if streams.count >= Self.maxStreams { clear() }
+        if streams.count >= Self.maxEntries { clear() }
         if let old = pathsByID.updateValue(row.path, forKey: row.id), old != row.path { streams[old] = nil }
         streams[row.path] = row
     }
@@ -35,7 +35,7 @@ final class WriterRowCache {
 
     /// Keeps `slot`, whose `headSeq` is the slot's head now.
     func remember(_ slot: SlotLimitState) {
-        if slots.count >= Self.maxStreams { slots = [:] }
+        if slots.count >= Self.maxEntries { slots = [:] }
         slots[slot.id] = slot
     }
 
