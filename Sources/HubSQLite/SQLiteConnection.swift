@@ -68,9 +68,7 @@ final class SQLiteConnection {
 
     /// Gives the connection a `WriterRowCache`: for the writer's, the only connection that writes.
     func cacheRows() {
-        let cache = WriterRowCache()
-        cache.watch(handle)
-        rowCache = cache
+        rowCache = WriterRowCache(watching: handle)
     }
 
     /// `ROLLBACK`, or `ROLLBACK TO savepoint`: every rollback goes through here, as it must empty the row cache.

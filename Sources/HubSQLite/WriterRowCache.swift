@@ -22,6 +22,14 @@ final class WriterRowCache {
     /// Each slot's state after its newest record: `headSeq` is the slot's head.
     private var slots: [Int64: SlotLimitState] = [:]
 
+    /// A cache that watches `connection`'s changes; the connection keeps it, and unhooks it when it closes.
+    init(watching connection: OpaquePointer) {
+        sqlite3_update_hook(connection, { context, _, _, table, rowid in
+            guard let context, let table else { return }
+            Unmanaged<WriterRowCache>.fromOpaque(context).takeUnretainedValue().changed(table: table, rowid: rowid)
+        }, Unmanaged.passUnretained(self).toOpaque())
+    }
+
     func stream(_ path: StreamPath) -> StreamRow? { streams[path] }
 
     /// Keeps `row`, which is what the connection reads for its stream now.
@@ -46,7 +54,7 @@ final class WriterRowCache {
     }
 
     /// A row of `table` changed (inserted, updated or deleted).
-    fileprivate func changed(table: UnsafePointer<CChar>, rowid: Int64) {
+    private func changed(table: UnsafePointer<CChar>, rowid: Int64) {
         switch table[0] {
         case 114 where strcmp(table, "records") == 0:  // "r"
             if !slots.isEmpty { slots[rowid >> RecordKey.seqBits] = nil }
@@ -57,13 +65,5 @@ final class WriterRowCache {
         default:
             break
         }
-    }
-
-    /// Starts watching `connection`'s changes; the connection keeps the cache.
-    func watch(_ connection: OpaquePointer) {
-        sqlite3_update_hook(connection, { context, _, _, table, rowid in
-            guard let context, let table else { return }
-            Unmanaged<WriterRowCache>.fromOpaque(context).takeUnretainedValue().changed(table: table, rowid: rowid)
-        }, Unmanaged.passUnretained(self).toOpaque())
     }
 }

@@ -182,16 +182,7 @@ struct ReadModeTests {
             let subscribers = 300, messages = 30
             try await withThrowingTaskGroup(of: [Int].self) { group in
                 for _ in 0..<subscribers {
-                    group.addTask {
-                        let seen = EventLog()
-                        try await hub.sse(hub.streamURL(p, "offset=-1&live=sse")) { event in
-                            guard event.type == "data" else { return true }
-                            let all = await seen.add(event)
-                            let count = all.reduce(0) { $0 + ((try? JSONSerialization.jsonObject(with: Data($1.data.utf8)) as? [Int])?.count ?? 0) }
-                            return count < messages
-                        }
-                        return await seen.events.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) as? [Int]) ?? [] }
-                    }
+                    group.addTask { try await hub.sseNumbers(p, count: messages) }
                 }
                 try await hub.untilWaiting(subscribers)
                 for i in 0..<messages { _ = try await hub.post(p, [jsonType], body: "\(i)") }
@@ -211,19 +202,9 @@ struct ReadModeTests {
             // carry several messages from several publishers, in commit order.
             let subscribers = 40, publishers = 4, each = 20
             let messages = publishers * each
-            @Sendable func numbers(_ events: [SSEEvent]) -> [Int] {
-                events.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) as? [Int]) ?? [] }
-            }
             try await withThrowingTaskGroup(of: [Int].self) { group in
                 for _ in 0..<subscribers {
-                    group.addTask {
-                        let seen = EventLog()
-                        try await hub.sse(hub.streamURL(p, "offset=-1&live=sse")) { event in
-                            guard event.type == "data" else { return true }
-                            return numbers(await seen.add(event)).count < messages
-                        }
-                        return numbers(await seen.events)
-                    }
+                    group.addTask { try await hub.sseNumbers(p, count: messages) }
                 }
                 try await hub.untilWaiting(subscribers)
                 try await withThrowingTaskGroup(of: Void.self) { publishing in
@@ -339,5 +320,20 @@ struct ReadModeTests {
             }
             #expect(ended, "the response ended from the server side")
         }
+    }
+}
+
+extension RunningHub {
+    /// An SSE read of JSON stream `p` from its start, until its data events carried `count` numbers: the numbers.
+    fileprivate func sseNumbers(_ p: String, count: Int) async throws -> [Int] {
+        @Sendable func numbers(_ events: [SSEEvent]) -> [Int] {
+            events.flatMap { (try? JSONSerialization.jsonObject(with: Data($0.data.utf8)) as? [Int]) ?? [] }
+        }
+        let seen = EventLog()
+        try await sse(streamURL(p, "offset=-1&live=sse")) { event in
+            guard event.type == "data" else { return true }
+            return numbers(await seen.add(event)).count < count
+        }
+        return numbers(await seen.events)
     }
 }
